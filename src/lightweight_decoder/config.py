@@ -1,0 +1,180 @@
+"""One dataclass per component. Each validates itself and round-trips through JSON.
+
+>>> cfg = PhraseDecoderConfig(method="weighted", top_k=8)
+>>> PhraseDecoderConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from . import _atomic
+from .errors import ConfigError, CorruptArtifact
+
+__all__ = [
+    "BaseConfig",
+    "EncoderConfig",
+    "PhraseBankConfig",
+    "PhraseDecoderConfig",
+    "ASSEMBLY_METHODS",
+    "PRECISIONS",
+]
+
+T = TypeVar("T", bound="BaseConfig")
+
+PRECISIONS = ("fp32", "bf16")
+ASSEMBLY_METHODS = ("greedy", "weighted", "beam_search", "context_aware")
+VECTOR_DTYPES = ("float16", "float32", "none")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    """Shared behaviour: ``validate()``, ``to_dict()``/``from_dict()``, ``save()``/``load()``."""
+
+    kind: ClassVar[str] = "base"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field that is out of range."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build from a dict; unknown keys raise :class:`ConfigError` listing the valid ones."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} expects a JSON object, got {type(data).__name__}")
+        valid = cls.field_names()
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} key(s) {unknown}; valid keys are: {', '.join(valid)}"
+            )
+        try:
+            return cls(**data)
+        except TypeError as exc:  # wrong types that dataclasses cannot coerce
+            raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+    def replace(self: T, **changes: Any) -> T:
+        """A copy with some fields changed (validated)."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown {type(self).__name__} key(s) {unknown}; "
+                f"valid keys are: {', '.join(self.field_names())}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        _atomic.write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls: type[T], path: str | os.PathLike[str]) -> T:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptArtifact(f"{path}: not a readable JSON config ({exc})") from exc
+        return cls.from_dict(data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass
+class EncoderConfig(BaseConfig):
+    """Module 1. ``model`` is a known name (see ``lightweight-decoder info``) or a folder path."""
+
+    model: str = "all-mpnet-base-v2"
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_size: int = 64
+
+    def validate(self) -> None:
+        _check(isinstance(self.model, str) and self.model.strip() != "", "model must be a non-empty string")
+        _check(isinstance(self.device, str) and self.device != "", "device must be a non-empty string")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(_is_int(self.batch_size) and self.batch_size >= 1, f"batch_size must be an int >= 1, got {self.batch_size!r}")
+
+
+@dataclasses.dataclass
+class PhraseBankConfig(BaseConfig):
+    """How a bank stores and indexes its vectors.
+
+    ``index_factory`` is a faiss factory string: ``"Flat"`` (exact), ``"HNSW32"``,
+    ``"IVF1024,SQ8"``, ``"IVF4096,PQ64"``... Vectors are L2-normalised and compared by inner product.
+    ``vector_dtype="none"`` keeps only the index (smallest on disk; scores are the index's own).
+    """
+
+    index_factory: str = "Flat"
+    vector_dtype: str = "float16"
+    nprobe: int = 16
+    ef_search: int = 128
+
+    def validate(self) -> None:
+        _check(isinstance(self.index_factory, str) and self.index_factory.strip() != "", "index_factory must be a non-empty faiss factory string")
+        _check(self.vector_dtype in VECTOR_DTYPES, f"vector_dtype must be one of {VECTOR_DTYPES}, got {self.vector_dtype!r}")
+        _check(_is_int(self.nprobe) and self.nprobe >= 1, f"nprobe must be an int >= 1, got {self.nprobe!r}")
+        _check(_is_int(self.ef_search) and self.ef_search >= 1, f"ef_search must be an int >= 1, got {self.ef_search!r}")
+
+
+@dataclasses.dataclass
+class PhraseDecoderConfig(BaseConfig):
+    """How :class:`PhraseBankDecoder` turns bank hits into text.
+
+    method: ``greedy`` (best hit), ``weighted`` (consensus of the top-k), ``beam_search``
+    (compositions of entries scored by re-encoding), ``context_aware`` (uses the session history).
+    """
+
+    method: str = "greedy"
+    top_k: int = 10
+    rerank: bool = True
+    strict: bool = True
+    postprocess: bool = True
+    cache_size: int = 1024
+    cache_decimals: int = 3
+    consensus_weight: float = 0.3
+    beam_width: int = 4
+    max_parts: int = 2
+    context_window: int = 5
+    repeat_penalty: float = 0.15
+    coherence_weight: float = 0.1
+    session_ttl: float = 1800.0
+
+    def validate(self) -> None:
+        _check(self.method in ASSEMBLY_METHODS, f"method must be one of {ASSEMBLY_METHODS}, got {self.method!r}")
+        for name in ("top_k", "beam_width", "max_parts", "context_window"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
+        _check(_is_int(self.cache_size) and self.cache_size >= 0, f"cache_size must be an int >= 0, got {self.cache_size!r}")
+        _check(_is_int(self.cache_decimals) and 1 <= self.cache_decimals <= 8, f"cache_decimals must be an int in [1, 8], got {self.cache_decimals!r}")
+        for name in ("consensus_weight", "repeat_penalty", "coherence_weight"):
+            value = getattr(self, name)
+            _check(_is_number(value) and 0.0 <= value <= 1.0, f"{name} must be a number in [0, 1], got {value!r}")
+        _check(_is_number(self.session_ttl) and self.session_ttl > 0, f"session_ttl must be > 0 seconds, got {self.session_ttl!r}")
+        for name in ("rerank", "strict", "postprocess"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be true or false")

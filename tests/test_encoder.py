@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lightweight_decoder.encoder import TextEncoder, resolve_model_path
+from lightweight_decoder.errors import ConfigError, InvalidText, ModelNotFound
+
+from .conftest import SENTENCES
+
+
+def test_shapes_single_list_and_empty(small_encoder):
+    assert small_encoder.dimension == 384
+    one = small_encoder.encode("The cat sat on the mat.")
+    assert one.shape == (384,) and one.dtype == np.float32
+    many = small_encoder.encode(SENTENCES[:3])
+    assert many.shape == (3, 384) and many.dtype == np.float32
+    assert small_encoder.encode([]).shape == (0, 384)
+
+
+def test_deterministic_and_unit_norm(small_encoder):
+    a = small_encoder.encode(SENTENCES)
+    b = small_encoder.encode(list(reversed(SENTENCES)))[::-1]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+
+
+def test_similar_sentences_are_closer(small_encoder):
+    a, b, c = small_encoder.encode(["A cat sits on a mat.", "The cat sat on the mat.", "Stock markets fell sharply."])
+    assert a @ b > a @ c + 0.3
+
+
+@pytest.mark.parametrize("bad, needle", [([""], "item 0"), (["ok", "   "], "item 1"), (["ok", 3], "item 1 is int")])
+def test_bad_texts_name_the_item(small_encoder, bad, needle):
+    with pytest.raises(InvalidText, match=needle):
+        small_encoder.encode(bad)
+
+
+def test_bad_arguments(small_encoder):
+    with pytest.raises(InvalidText):
+        small_encoder.encode(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="precision"):
+        small_encoder.encode("x", precision="fp8")
+    with pytest.raises(ValueError):  # the error family users already catch
+        small_encoder.encode("")
+
+
+def test_unknown_model_fails_fast():
+    with pytest.raises(ModelNotFound, match="unknown encoder model 'no-such-model'"):
+        TextEncoder("no-such-model")
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(ModelNotFound, match="not a sentence-transformers model"):
+        resolve_model_path(tmp_path)
+
+
+def test_model_folder_by_path(small_encoder):
+    by_path = TextEncoder(small_encoder.path)
+    assert by_path.dimension == 384
+    np.testing.assert_allclose(by_path.encode("hello there"), small_encoder.encode("hello there"), atol=1e-6)
+
+
+@pytest.mark.real_encoder
+def test_default_encoder_is_768d_mpnet(mpnet):
+    assert mpnet.name == "all-mpnet-base-v2" and mpnet.dimension == 768
+    assert (mpnet.path / ".complete").exists()
+    assert mpnet.encode("The cat sat on the mat.").shape == (768,)
+
+
+@pytest.mark.real_encoder
+def test_bf16_matches_fp32(mpnet, shared_data):
+    lines = (shared_data / "eval" / "wikipedia_dev.txt").read_text().splitlines()[:48]
+    full = mpnet.encode(lines, precision="fp32")
+    half = mpnet.encode(lines, precision="bf16")
+    cos = np.sum(full * half, axis=1)
+    assert cos.min() >= 0.999, cos.min()
