@@ -54,3 +54,22 @@ def _isolated_home(tmp_path_factory, monkeypatch, request):
     """Tests that write to the cache home get their own, except those that need the real default model."""
     if request.node.get_closest_marker("real_encoder") is None and "mpnet" not in request.fixturenames:
         monkeypatch.setenv("LIGHTWEIGHT_DECODER_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+BANK_TEXTS = SENTENCES + [
+    "The cat slept on the sofa.",
+    "Heavy rain caused flooding in the valley.",
+    "He was elected mayor in 2004.",
+    "The symphony orchestra performed a concert.",
+    "Plants use sunlight to make food.",
+    "Book me a flight to Denver, please.",
+    "The weather was sunny and warm.",
+    "She plays the violin in a quartet.",
+]
+
+
+@pytest.fixture(scope="session")
+def small_bank(small_encoder):
+    from lightweight_decoder.phrasebank import PhraseBank
+
+    return PhraseBank.build(BANK_TEXTS, small_encoder)

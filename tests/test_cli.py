@@ -45,3 +45,77 @@ def test_user_mistakes_are_friendly():
     assert empty.exit_code == 1 and "empty string" in empty.output
     nothing = runner.invoke(main, ["encode", *SMALL])
     assert nothing.exit_code == 2 and "--input" in nothing.output
+
+
+def _build_bank(tmp_path, runner=None):
+    from .conftest import BANK_TEXTS
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(BANK_TEXTS + BANK_TEXTS[:3]) + "\n")  # duplicates are dropped
+    out = tmp_path / "bank"
+    args = ["bank", "build", "--corpus", str(corpus), "--out", str(out), *SMALL, "--precision", "fp32", "--cache", str(tmp_path / "emb")]
+    result = (runner or CliRunner()).invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out, BANK_TEXTS
+
+
+def test_bank_build_is_resumable_and_reusable(tmp_path):
+    out, texts = _build_bank(tmp_path)
+    info = json.loads(CliRunner().invoke(main, ["bank", "info", str(out)]).output)
+    assert info["size"] == len(texts) and info["encoder"] == "all-MiniLM-L6-v2" and info["dimension"] == 384
+    shard = tmp_path / "emb" / "shard-00000.npy"
+    before = shard.stat().st_mtime_ns
+    _build_bank(tmp_path)  # second run reuses the cached embeddings
+    assert shard.stat().st_mtime_ns == before
+
+
+def test_decode_text_npy_and_jsonl(tmp_path, small_encoder):
+    out, texts = _build_bank(tmp_path)
+    runner = CliRunner()
+    by_text = runner.invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--text", texts[3]])
+    assert by_text.exit_code == 0, by_text.output
+    assert by_text.output.splitlines() == [texts[0], texts[3]]
+    np.save(tmp_path / "q.npy", small_encoder.encode(texts[:2]))
+    by_npy = runner.invoke(main, ["decode", str(tmp_path / "q.npy"), "--bank", str(out), "--json", "--method", "weighted"])
+    rows = [json.loads(line) for line in by_npy.output.splitlines()]
+    assert [r["text"] for r in rows] == texts[:2] and rows[0]["method"] == "weighted"
+    jsonl = "\n".join(json.dumps({"embedding": v.tolist()}) for v in small_encoder.encode(texts[4:6]))
+    by_stdin = runner.invoke(main, ["decode", "-", "--bank", str(out)], input=jsonl)
+    assert by_stdin.output.splitlines() == texts[4:6]
+
+
+def test_decode_errors_are_friendly(tmp_path):
+    out, _ = _build_bank(tmp_path)
+    runner = CliRunner()
+    np.save(tmp_path / "bad.npy", np.ones((1, 10), np.float32))
+    wrong = runner.invoke(main, ["decode", str(tmp_path / "bad.npy"), "--bank", str(out)])
+    assert wrong.exit_code == 1 and "expected 384-D vectors, got 10-D" in wrong.output
+    (tmp_path / "bad.jsonl").write_text("[1, 2\n")
+    broken = runner.invoke(main, ["decode", str(tmp_path / "bad.jsonl"), "--bank", str(out)])
+    assert broken.exit_code == 1 and "bad.jsonl:1" in broken.output
+    other = runner.invoke(main, ["decode", "--text", "x", "--bank", str(out), "--model", "all-mpnet-base-v2"])
+    assert other.exit_code == 1 and "IncompatibleArtifact" in other.output
+    gen = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative"])
+    assert gen.exit_code == 1 and "generative" in gen.output and "Traceback" not in gen.output
+
+
+def test_roundtrip_and_eval_contract(tmp_path):
+    out, texts = _build_bank(tmp_path)
+    dev = tmp_path / "dev.txt"
+    dev.write_text("\n".join(texts[:3] + ["A completely unseen sentence about glaciers."]) + "\n")
+    runner = CliRunner()
+    rt = runner.invoke(main, ["roundtrip", "--decoder", "phrase", "--input", str(dev), "--bank", str(out), "--jsonl"])
+    assert rt.exit_code == 0, rt.output
+    rows = [json.loads(line) for line in rt.output.splitlines()]
+    assert len(rows) == 4 and all(set(r) == {"input", "output", "cosine", "ms"} for r in rows)
+    assert [r["output"] for r in rows[:3]] == texts[:3] and rows[0]["cosine"] > 0.999
+    limited = runner.invoke(main, ["roundtrip", "--input", str(dev), "--bank", str(out), "--limit", "2", "--jsonl"])
+    assert len(limited.output.splitlines()) == 2
+    ev = runner.invoke(main, ["eval", "--decoder", "phrase", "--input", str(dev), "--bank", str(out), "--jsonl", "--out", str(tmp_path / "r.json")])
+    assert ev.exit_code == 0, ev.output
+    summary = json.loads(ev.output)
+    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"}
+    assert summary["n"] == 4 and summary["exact_match"] == 0.75 and 0 < summary["bleu"] <= 100
+    assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
+    table = runner.invoke(main, ["eval", "--input", str(dev), "--bank", str(out), "--table"])
+    assert table.output.startswith("| decoder | n | bleu")

@@ -170,23 +170,261 @@ def encode(texts: tuple[str, ...], input_file: str | None, model: str, precision
             click.echo(f"{encoder.name} {vec.shape[0]}-D |v|={np.linalg.norm(vec):.3f} [{head}, ...]  {text}")
 
 
+
+# ---- phrase banks --------------------------------------------------------------------------------
+@main.group()
+def bank() -> None:
+    """Build and inspect phrase banks.
+
+    \b
+    Example:
+      lightweight-decoder bank build --corpus sentences.txt --out my-bank --limit 100000
+    """
+
+
+@bank.command("build")
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the bank to (replaced atomically).")
+@click.option("--limit", type=click.IntRange(min=1), help="Keep the first N texts of the seeded shuffle.")
+@click.option("--index", "index_factory", default="Flat", show_default=True, help='faiss factory string: "Flat", "HNSW32", "IVF1024,PQ96", ...')
+@click.option("--vector-dtype", type=click.Choice(["float16", "float32", "none"]), default="float16", show_default=True, help="Keep vectors for exact re-scoring, or only the index.")
+@click.option("-m", "--model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True, help="Encoding precision for the corpus.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home, keyed by corpus and options).")
+@click.option("--split-sentences", is_flag=True, help="Split each line into sentences first.")
+@click.option("--min-words", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--max-words", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed (the cache is reused across --limit values).")
+@click.option("--nprobe", type=click.IntRange(min=1), default=16, show_default=True, help="IVF lists probed per query.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+def bank_build(corpus: tuple[str, ...], out: str, limit: int | None, index_factory: str, vector_dtype: str, model: str, precision: str,
+               cache_dir: str | None, split_sentences: bool, min_words: int, max_words: int, seed: int, nprobe: int, batch_size: int) -> None:
+    """Embed a corpus (resumable, with progress) and index it as a bank folder.
+
+    \b
+    Example:
+      lightweight-decoder bank build --corpus a.txt.gz --corpus b.txt --out bank --limit 200000 --index "IVF1024,PQ96"
+    """
+    from .config import PhraseBankConfig
+    from .data import EmbeddingCache, default_cache_dir, prepare_corpus
+    from .encoder import TextEncoder
+    from .phrasebank import PhraseBank
+
+    config = PhraseBankConfig(index_factory=index_factory, vector_dtype=vector_dtype, nprobe=nprobe)
+    options = {"split": split_sentences, "min_words": min_words, "max_words": max_words, "dedupe": True, "seed": seed}
+    texts = prepare_corpus(list(corpus), **options, limit=limit)
+    click.echo(f"{len(texts):,} texts after cleaning and deduplication", err=True)
+    encoder = TextEncoder(model)
+    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, precision, **options)
+    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision=precision)
+    click.echo(f"embedding cache: {cache_path} ({cache.count():,} done)", err=True)
+    cache.build(texts, encoder, batch_size=batch_size)
+    texts, vectors = cache.load(limit=len(texts))
+    built = PhraseBank.from_vectors(
+        texts, vectors, encoder_name=encoder.name, config=config,
+        metadata={"corpus": [Path(c).name for c in corpus], "limit": limit, "precision": precision, **options},
+    )
+    built.save(out)
+    click.echo(f"wrote {len(built):,} entries ({encoder.name}, {encoder.dimension}-D, {index_factory}) to {out}", err=True)
+
+
+@bank.command("info")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+def bank_info(path: str) -> None:
+    """Print a bank's config.json summary as JSON.
+
+    \b
+    Example:
+      lightweight-decoder bank info models/default/bank
+    """
+    meta = json.loads((Path(path) / "config.json").read_text())
+    meta["disk_bytes"] = sum(f["bytes"] for f in meta.get("files", {}).values())
+    _emit_json(meta)
+
+
+# ---- decoding ------------------------------------------------------------------------------------
+def _decoder_options(func: Any) -> Any:
+    options = [
+        click.option("--decoder", "kind", type=click.Choice(["phrase", "generative", "hybrid"]), default="phrase", show_default=True),
+        click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank)."),
+        click.option("--method", type=click.Choice(["greedy", "weighted", "beam_search", "context_aware"]), help="Phrase assembly method (default from the config)."),
+        click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="Decoder config JSON (PhraseDecoderConfig fields)."),
+        click.option("-m", "--model", help="Encoder name or folder (default: the one the bank was built with)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load_decoder(kind: str, bank_path: str | None, method: str | None, top_k: int | None, config_file: str | None, model: str | None) -> tuple[Any, Any]:
+    """(decoder, encoder) for the CLI."""
+    from .config import PhraseDecoderConfig
+    from .decoders import PhraseBankDecoder
+    from .encoder import TextEncoder
+    from .errors import ModelNotFound
+    from .paths import default_paths
+    from .phrasebank import PhraseBank
+
+    if kind != "phrase":
+        raise ModelNotFound(
+            f"the {kind} decoder is not available in this version: no trained model ships yet; use --decoder phrase"
+        )
+    path = Path(bank_path) if bank_path else default_paths()["bank"]
+    if not (path / "config.json").exists():
+        raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
+    bank_meta = json.loads((path / "config.json").read_text())
+    encoder = TextEncoder(model or bank_meta.get("encoder", "all-mpnet-base-v2"))
+    loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
+    changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
+    return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder
+
+
+def _read_vectors(source: str) -> np.ndarray:
+    """Vectors from a .npy file, or JSON lines (a list, or an object with "embedding") from a file or '-'."""
+    from .errors import CorruptArtifact
+
+    if source != "-" and source.endswith(".npy"):
+        try:
+            return np.load(source, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise CorruptArtifact(f"{source}: not a readable .npy array ({exc})") from None
+    rows = []
+    with click.open_file(source, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorruptArtifact(f"{source}:{lineno}: not valid JSON ({exc.msg})") from None
+            vec = obj.get("embedding") if isinstance(obj, dict) else obj
+            if not isinstance(vec, list):
+                raise CorruptArtifact(f"{source}:{lineno}: expected a list of numbers or an object with 'embedding'")
+            rows.append(vec)
+    if not rows:
+        raise click.UsageError(f"no vectors in {source}")
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise CorruptArtifact(f"{source}: vectors of different lengths {sorted(lengths)}")
+    return np.asarray(rows, dtype=np.float32)
+
+
 @main.command()
-def demo() -> None:
+@click.argument("vectors", required=False, type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--text", "texts", multiple=True, help="Encode this text first, then decode its vector; repeatable.")
+@_decoder_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per vector (text, score, candidates, timings).")
+def decode(vectors: str | None, texts: tuple[str, ...], kind: str, bank_path: str | None, method: str | None, top_k: int | None,
+           config_file: str | None, model: str | None, as_json: bool) -> None:
+    """Decode embeddings (.npy, JSON lines, or - for stdin) into text.
+
+    \b
+    Examples:
+      lightweight-decoder decode vectors.npy
+      lightweight-decoder encode "A cat sat." --json | lightweight-decoder decode - --json
+      lightweight-decoder decode --text "The cat sat on the mat." --method weighted
+    """
+    if (vectors is None) == (not texts):
+        raise click.UsageError("give a vectors file (.npy or JSON lines; - for stdin) or --text, not both")
+    decoder, encoder = _load_decoder(kind, bank_path, method, top_k, config_file, model)
+    matrix = encoder.encode(list(texts)) if texts else _read_vectors(vectors)  # type: ignore[arg-type]
+    results = decoder.generate(matrix)
+    for result in results if isinstance(results, list) else [results]:
+        if as_json:
+            _emit_json({"text": result.text, "score": round(result.score, 6), "method": result.method,
+                        "fallback_used": result.fallback_used, "error": result.error,
+                        "candidates": [c.to_dict() for c in result.candidates[:5]], "timings": result.timings})
+        else:
+            click.echo(result.text)
+
+
+def _roundtrip_rows(kind: str, input_file: str, limit: int | None, bank_path: str | None, method: str | None, top_k: int | None,
+                    config_file: str | None, model: str | None) -> Any:
+    from .quality import roundtrip
+
+    decoder, encoder = _load_decoder(kind, bank_path, method, top_k, config_file, model)
+    texts = _read_texts((), input_file, limit)
+    return roundtrip(texts, encoder, decoder.decode)
+
+
+@main.command("roundtrip")
+@click.option("-i", "--input", "input_file", required=True, type=click.Path(allow_dash=True, dir_okay=False), help="One sentence per line; - for stdin.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use the first N lines.")
+@_decoder_options
+@click.option("--jsonl", "as_jsonl", is_flag=True, help='One {"input", "output", "cosine", "ms"} object per line.')
+def roundtrip_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | None, method: str | None, top_k: int | None,
+                  config_file: str | None, model: str | None, as_jsonl: bool) -> None:
+    """Encode each line, decode it back, and report the cosine of input and re-encoded output.
+
+    \b
+    Example:
+      lightweight-decoder roundtrip --decoder phrase --input dev.txt --limit 20 --jsonl
+    """
+    for row in _roundtrip_rows(kind, input_file, limit, bank_path, method, top_k, config_file, model):
+        if as_jsonl:
+            _emit_json(row.to_dict())
+        else:
+            click.echo(f"{row.cosine:6.3f} {row.ms:8.1f} ms  {row.input}\n{'':17}-> {row.output}")
+
+
+@main.command("eval")
+@click.option("-i", "--input", "input_file", required=True, type=click.Path(allow_dash=True, dir_okay=False), help="One sentence per line; - for stdin.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use the first N lines.")
+@_decoder_options
+@click.option("--jsonl", "--json", "as_json", is_flag=True, help="Print one JSON object (the default).")
+@click.option("--table", is_flag=True, help="Print a markdown table instead of JSON.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result (with the per-sentence rows) to this file.")
+def eval_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | None, method: str | None, top_k: int | None,
+             config_file: str | None, model: str | None, as_json: bool, table: bool, out: str | None) -> None:
+    """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence.
+
+    \b
+    Example:
+      lightweight-decoder eval --decoder phrase --input dev.txt --limit 200
+    """
+    from . import _atomic
+    from .quality import markdown_table, summarize
+
+    rows = list(_roundtrip_rows(kind, input_file, limit, bank_path, method, top_k, config_file, model))
+    summary = summarize(rows)
+    if out:
+        _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
+    if table:
+        click.echo(markdown_table([{"decoder": kind, **summary}], ["decoder", *summary]))
+    else:
+        _emit_json(summary)
+
+
+@main.command()
+@click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
+def demo(bank_path: str | None) -> None:
     """Encode example sentences and round-trip them through the shipped decoders.
 
     \b
     Example:
       lightweight-decoder demo
     """
+    from .decoders import PhraseBankDecoder
     from .encoder import TextEncoder
+    from .paths import default_paths
+    from .phrasebank import PhraseBank
+    from .quality import roundtrip
 
     encoder = TextEncoder()
-    vectors = encoder.encode(EXAMPLES)
-    click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D, {len(EXAMPLES)} example sentences")
-    sims = vectors @ vectors.T
-    for text, vec, row in zip(EXAMPLES, vectors, sims):
-        others = np.delete(row, list(row).index(max(row)))
-        click.echo(f"  |v|={np.linalg.norm(vec):.3f}  max cos to another example {others.max():.3f}  {text}")
+    click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
+    path = Path(bank_path) if bank_path else default_paths()["bank"]
+    if not (path / "config.json").exists():
+        raise click.ClickException(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
+    loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    decoder = PhraseBankDecoder(loaded, encoder=encoder)
+    click.echo(f"Module 3: PhraseBankDecoder over {len(loaded):,} entries ({loaded.config.index_factory})\n")
+    click.echo(f"{'cosine':>6} {'ms':>7}  input -> output")
+    for row in roundtrip(EXAMPLES, encoder, decoder.decode):
+        click.echo(f"{row.cosine:6.3f} {row.ms:7.1f}  {row.input}\n{'':16}-> {row.output}")
+    if not (default_paths()["generative"] / "config.json").exists():
+        click.echo("\nThe generative and hybrid decoders are not shipped in this version.")
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m`

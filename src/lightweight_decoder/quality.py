@@ -1,0 +1,128 @@
+"""Quality metrics and the round-trip evaluation harness.
+
+BLEU is sacrebleu corpus BLEU (0-100); ROUGE-L is rouge-score's F-measure; token F1 is SQuAD-style
+bag-of-tokens F1; cosine compares the input's embedding with the re-encoded output's.
+
+>>> round(token_f1("the cat sat", "the cat sat down"), 3)
+0.857
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .encoder import TextEncoder
+
+__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "summarize"]
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """sacrebleu corpus BLEU, 0-100."""
+    import sacrebleu
+
+    if not hypotheses:
+        return 0.0
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def exact_match(hypothesis: str, reference: str) -> float:
+    """1.0 when the texts are equal after trimming whitespace."""
+    return float(" ".join(hypothesis.split()) == " ".join(reference.split()))
+
+
+def token_f1(hypothesis: str, reference: str) -> float:
+    """F1 over lower-cased word and punctuation tokens, counted with multiplicity."""
+    hyp, ref = _tokens(hypothesis), _tokens(reference)
+    if not hyp or not ref:
+        return float(hyp == ref)
+    common = sum((collections.Counter(hyp) & collections.Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(hyp), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+_ROUGE = None
+
+
+def rouge_l(hypothesis: str, reference: str) -> float:
+    """ROUGE-L F-measure (rouge-score, with stemming)."""
+    global _ROUGE
+    if _ROUGE is None:
+        from rouge_score import rouge_scorer
+
+        _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return float(_ROUGE.score(reference, hypothesis)["rougeL"].fmeasure)
+
+
+@dataclass
+class RoundTrip:
+    """One input's round trip: text -> vector -> decoded text, and the cosine of the two vectors."""
+
+    input: str
+    output: str
+    cosine: float
+    ms: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"input": self.input, "output": self.output, "cosine": round(self.cosine, 6), "ms": round(self.ms, 3)}
+
+
+def roundtrip(
+    texts: Sequence[str],
+    encoder: "TextEncoder",
+    decode: Callable[[np.ndarray], str],
+    *,
+    vectors: np.ndarray | None = None,
+) -> Iterator[RoundTrip]:
+    """Encode each text, decode its vector (timed), re-encode the output, yield the round trip.
+
+    ``vectors`` replaces the encoded inputs (e.g. after Module 2 transformed them); the cosine is then
+    taken against those vectors.
+    """
+    targets = encoder.encode(list(texts)) if vectors is None else np.asarray(vectors, dtype=np.float32)
+    for text, target in zip(texts, targets):
+        start = time.perf_counter()
+        output = decode(target)
+        ms = (time.perf_counter() - start) * 1000.0
+        cosine = float(encoder.encode(output) @ target) if output.strip() else 0.0
+        yield RoundTrip(text, output, cosine, ms)
+
+
+def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
+    """Corpus metrics over round trips: n, bleu, exact_match, token_f1, rouge_l, cosine, ms_per_sentence."""
+    if not rows:
+        return {"n": 0, "bleu": 0.0, "exact_match": 0.0, "token_f1": 0.0, "rouge_l": 0.0, "cosine": 0.0, "ms_per_sentence": 0.0}
+    outputs, inputs = [r.output for r in rows], [r.input for r in rows]
+    return {
+        "n": len(rows),
+        "bleu": round(bleu(outputs, inputs), 3),
+        "exact_match": round(float(np.mean([exact_match(o, i) for o, i in zip(outputs, inputs)])), 4),
+        "token_f1": round(float(np.mean([token_f1(o, i) for o, i in zip(outputs, inputs)])), 4),
+        "rouge_l": round(float(np.mean([rouge_l(o, i) for o, i in zip(outputs, inputs)])), 4),
+        "cosine": round(float(np.mean([r.cosine for r in rows])), 4),
+        "ms_per_sentence": round(float(np.mean([r.ms for r in rows])), 3),
+    }
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A markdown table of dict rows."""
+    def fmt(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from lightweight_decoder.quality import RoundTrip, bleu, exact_match, markdown_table, rouge_l, roundtrip, summarize, token_f1
+
+
+def test_metrics_on_known_pairs():
+    assert bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100.0)
+    assert bleu(["completely different words here"], ["the cat sat on the mat"]) < 5
+    assert exact_match(" a  b ", "a b") == 1.0 and exact_match("a b", "a c") == 0.0
+    assert token_f1("the cat sat", "the cat sat down") == pytest.approx(6 / 7)
+    assert token_f1("", "") == 1.0 and token_f1("x", "") == 0.0
+    assert rouge_l("the cat sat", "the cat sat down") == pytest.approx(6 / 7)
+
+
+def test_roundtrip_and_summary(small_encoder):
+    texts = ["The cat sat on the mat.", "Stocks fell sharply today."]
+    rows = list(roundtrip(texts, small_encoder, lambda v: "The cat sat on the mat."))
+    assert rows[0].cosine == pytest.approx(1.0, abs=1e-5) and rows[1].cosine < 0.5
+    summary = summarize(rows)
+    assert summary["n"] == 2 and summary["exact_match"] == 0.5
+    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"}
+    assert summarize([])["n"] == 0
+    assert "| n |" in markdown_table([summary], ["n", "bleu"])
+
+
+def test_empty_output_scores_zero_cosine(small_encoder):
+    rows = list(roundtrip(["A sentence."], small_encoder, lambda v: ""))
+    assert rows == [RoundTrip("A sentence.", "", 0.0, rows[0].ms)]
