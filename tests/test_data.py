@@ -97,6 +97,9 @@ def test_embedding_cache_grows_with_a_longer_text_list(tmp_path, small_encoder):
     counter = FailingEncoderDouble(small_encoder)
     cache.build(SENTENCES, counter, show_progress_bar=False)
     assert counter.calls == 1 and cache.load()[0] == SENTENCES
+    shorter = FailingEncoderDouble(small_encoder)
+    cache.build(SENTENCES[:5], shorter, show_progress_bar=False)  # a prefix of what is stored: nothing to do
+    assert shorter.calls == 0 and cache.load(limit=5)[0] == SENTENCES[:5]
 
 
 def test_embedding_cache_refuses_to_mix(tmp_path, small_encoder):

@@ -141,3 +141,31 @@ def test_postprocessor():
     assert clean_text("the cat  sat , on the the mat") == "The cat sat, on the mat."
     assert clean_text("iPhone sales rose") == "iPhone sales rose."
     assert join_pieces(["The river flooded.", "The rain lasted days."]) == "The river flooded, the rain lasted days."
+
+
+class CountingEncoderDouble:
+    """Test double: a real encoder that counts how many texts it was asked to encode."""
+
+    def __init__(self, encoder):
+        self.inner, self.name, self.dimension, self.texts = encoder, encoder.name, encoder.dimension, 0
+
+    def encode(self, texts, **kwargs):
+        self.texts += 1 if isinstance(texts, str) else len(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+def test_index_only_bank_reranks_close_hits_exactly(small_encoder):
+    from lightweight_decoder.config import PhraseBankConfig
+
+    vectors = small_encoder.encode(BANK_TEXTS)
+    bank = PhraseBank.from_vectors(BANK_TEXTS, vectors, encoder_name=small_encoder.name,
+                                   config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    counter = CountingEncoderDouble(small_encoder)
+    decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=1.0), encoder=counter)
+    assert decoder.decode(vectors) == BANK_TEXTS
+    assert len(BANK_TEXTS) * 2 <= counter.texts <= len(BANK_TEXTS) * decoder.config.top_k  # a wide margin re-encodes many hits
+    result = decoder.generate(small_encoder.encode("The cat sat on the mat!"))
+    assert np.isclose(result.score, small_encoder.encode(result.text) @ small_encoder.encode("The cat sat on the mat!"), atol=1e-4)
+    tight = CountingEncoderDouble(small_encoder)
+    PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=0.0, cache_size=0), encoder=tight).decode(vectors[0])
+    assert tight.texts <= 1  # a clear winner needs no re-encoding

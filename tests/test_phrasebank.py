@@ -99,6 +99,8 @@ def test_empty_bank_and_bad_factory(rng):
         empty.search(_unit(rng, 1), 1)
     with pytest.raises(ConfigError, match="faiss cannot build"):
         PhraseBank.from_vectors(["a"], _unit(rng, 1), encoder_name="test", config=PhraseBankConfig(index_factory="NoSuchIndex"))
+    with pytest.raises(ConfigError, match="cannot be trained on 10 vectors"):
+        PhraseBank.from_vectors(["a"] * 10, _unit(rng, 10), encoder_name="test", config=PhraseBankConfig(index_factory="PQ8"))
     with pytest.raises(ConfigError, match="needs at least 64 vectors"):
         PhraseBank.from_vectors(["a"] * 10, _unit(rng, 10), encoder_name="test", config=PhraseBankConfig(index_factory="IVF64,Flat"))
 

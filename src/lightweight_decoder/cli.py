@@ -290,15 +290,11 @@ def _read_vectors(source: str) -> np.ndarray:
             return np.load(source, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise CorruptArtifact(f"{source}: not a readable .npy array ({exc})") from None
+    from .data import iter_json_lines
+
     rows = []
     with click.open_file(source, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorruptArtifact(f"{source}:{lineno}: not valid JSON ({exc.msg})") from None
+        for lineno, obj in iter_json_lines(fh, source):
             vec = obj.get("embedding") if isinstance(obj, dict) else obj
             if not isinstance(vec, list):
                 raise CorruptArtifact(f"{source}:{lineno}: expected a list of numbers or an object with 'embedding'")

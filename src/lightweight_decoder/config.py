@@ -148,11 +148,14 @@ class PhraseDecoderConfig(BaseConfig):
 
     method: ``greedy`` (best hit), ``weighted`` (consensus of the top-k), ``beam_search``
     (compositions of entries scored by re-encoding), ``context_aware`` (uses the session history).
+    rerank / rerank_margin: for banks that keep no vectors (e.g. PQ), hits whose approximate score is
+    within ``rerank_margin`` of the best are re-encoded and ordered by exact cosine.
     """
 
     method: str = "greedy"
     top_k: int = 10
     rerank: bool = True
+    rerank_margin: float = 0.05
     strict: bool = True
     postprocess: bool = True
     cache_size: int = 1024
@@ -172,7 +175,7 @@ class PhraseDecoderConfig(BaseConfig):
             _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
         _check(_is_int(self.cache_size) and self.cache_size >= 0, f"cache_size must be an int >= 0, got {self.cache_size!r}")
         _check(_is_int(self.cache_decimals) and 1 <= self.cache_decimals <= 8, f"cache_decimals must be an int in [1, 8], got {self.cache_decimals!r}")
-        for name in ("consensus_weight", "repeat_penalty", "coherence_weight"):
+        for name in ("consensus_weight", "repeat_penalty", "coherence_weight", "rerank_margin"):
             value = getattr(self, name)
             _check(_is_number(value) and 0.0 <= value <= 1.0, f"{name} must be a number in [0, 1], got {value!r}")
         _check(_is_number(self.session_ttl) and self.session_ttl > 0, f"session_ttl must be > 0 seconds, got {self.session_ttl!r}")

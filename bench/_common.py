@@ -1,0 +1,54 @@
+"""Helpers shared by the benchmark scripts: machine info, dev sentences, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+SHARED = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO / "src"))
+
+FALLBACK_SENTENCES = [
+    "The cat sat on the mat.",
+    "The river flooded the village after three days of heavy rain.",
+    "Can you book a table for two at an Italian restaurant tonight?",
+    "She was elected to the city council in 1998.",
+]
+
+
+def machine() -> dict:
+    import torch
+
+    from lightweight_decoder.encoder import cpu_supports_bf16
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": cpu_supports_bf16(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def dev_sentences(name: str = "wikipedia_dev.txt", n: int | None = None) -> list[str]:
+    path = SHARED / "eval" / name
+    if not path.exists():
+        return FALLBACK_SENTENCES[: n or None]
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines[:n] if n else lines
+
+
+def write_result(name: str, payload: dict) -> Path:
+    from lightweight_decoder import _atomic
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    _atomic.write_json(path, payload)
+    return path

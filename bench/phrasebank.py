@@ -1,0 +1,144 @@
+"""Phrase bank: latency, recall@1 against exact search, memory at 10k / 100k / 1M entries, and quality
+(BLEU, exact match, cosine) of PhraseBankDecoder on every shared/data/eval/*_dev.txt.
+
+    python bench/phrasebank.py [--sizes 10000 100000 1000000] [--quality-limit 300]
+
+Scale runs use real all-mpnet-base-v2 vectors from the corpus embedding cache; where the cache holds
+fewer vectors than a size needs, the rest are perturbed copies of real vectors (each at cosine ~0.8 to
+its source), which keeps the clustered structure real embeddings have. Queries are held-out dev
+sentences. Exact search (Flat) is the baseline measured in the same run. Writes
+bench/results/phrasebank.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import glob
+import time
+
+import numpy as np
+
+from _common import REPO, SHARED, dev_sentences, machine, write_result
+
+
+def _percentiles(ms: list[float]) -> dict:
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
+
+
+def _vectors(cache_dir: str | None, needed: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, int]:
+    from lightweight_decoder.data import EmbeddingCache
+
+    if cache_dir is None:
+        found = sorted(glob.glob(str(__import__("lightweight_decoder.encoder", fromlist=["x"]).cache_home() / "embeddings" / "all-mpnet-base-v2-*")))
+        if not found:
+            raise SystemExit("no all-mpnet-base-v2 embedding cache: run `lightweight-decoder bank build` first or pass --cache")
+        cache_dir = found[0]
+    texts, vectors = EmbeddingCache.open(cache_dir).load(limit=needed)
+    real = len(texts)
+    vectors = vectors.astype(np.float32)
+    if real < needed:  # perturbed copies of real vectors, cosine ~0.8 to their source
+        extra = needed - real
+        src = rng.integers(0, real, extra)
+        noise = rng.standard_normal((extra, vectors.shape[1]), dtype=np.float32) * np.float32(0.027)
+        synthetic = vectors[src] + noise
+        synthetic /= np.linalg.norm(synthetic, axis=1, keepdims=True)
+        vectors = np.concatenate([vectors, synthetic])
+        texts = texts + [texts[i] for i in src]
+    return texts, vectors, real
+
+
+def scale(args: argparse.Namespace, encoder) -> list[dict]:
+    import faiss
+
+    from lightweight_decoder.config import PhraseBankConfig, PhraseDecoderConfig
+    from lightweight_decoder.decoders import PhraseBankDecoder
+    from lightweight_decoder.phrasebank import PhraseBank
+
+    rng = np.random.default_rng(0)
+    queries = encoder.encode(dev_sentences(n=args.queries), precision="bf16")
+    all_texts, all_vectors, real = _vectors(args.cache, max(args.sizes), rng)
+    rows = []
+    for size in args.sizes:
+        texts, vectors = all_texts[:size], all_vectors[:size]
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        _, truth = exact.search(queries, 1)
+        del exact
+        nlist = {10_000: 128, 100_000: 512}.get(size, 1024)
+        factories = ["Flat", "HNSW32", f"IVF{nlist},SQ8", f"IVF{nlist},PQ96"]
+        if size > 200_000:
+            factories.remove("HNSW32")  # building it takes longer than this benchmark's budget on 2 cores
+        for factory in factories:
+            start = time.perf_counter()
+            bank = PhraseBank.from_vectors(texts, vectors, encoder_name=encoder.name,
+                                           config=PhraseBankConfig(index_factory=factory, vector_dtype="none", nprobe=16, ef_search=128))
+            build_s = time.perf_counter() - start
+            decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(cache_size=0, top_k=10))
+            ms, top1 = [], []
+            for q in queries:
+                t = time.perf_counter()
+                result = decoder.generate(q)
+                ms.append((time.perf_counter() - t) * 1000.0)
+                top1.append(result.details["id"])
+            row = {"size": size, "real_vectors": min(real, size), "index": factory, "build_s": round(build_s, 1),
+                   **_percentiles(ms), "recall_at_1": round(float(np.mean(np.array(top1) == truth[:, 0])), 4),
+                   "memory_mb": round(bank.memory_bytes() / 2**20, 1)}
+            rows.append(row)
+            print(row, flush=True)
+            del bank, decoder
+            gc.collect()
+    return rows
+
+
+def quality(args: argparse.Namespace, encoder) -> list[dict]:
+    from lightweight_decoder.config import PhraseDecoderConfig
+    from lightweight_decoder.decoders import PhraseBankDecoder
+    from lightweight_decoder.phrasebank import PhraseBank
+    from lightweight_decoder.quality import roundtrip, summarize
+
+    bank = PhraseBank.load(args.bank, encoder_name=encoder.name, dimension=encoder.dimension)
+    rows = []
+    plans = [(p.name, "greedy", args.quality_limit) for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
+    plans += [(p.name, "weighted", args.quality_limit) for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
+    plans.append(("wikipedia_dev.txt", "beam_search", args.beam_limit))
+    for name, method, limit in plans:
+        decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(method=method), encoder=encoder)
+        texts = dev_sentences(name, n=limit)
+        summary = summarize(list(roundtrip(texts, encoder, decoder.decode)))
+        rows.append({"file": name, "method": method, **summary})
+        print(rows[-1], flush=True)
+    in_bank = [bank.texts[i] for i in np.random.default_rng(1).choice(len(bank), args.quality_limit, replace=False)]
+    decoder = PhraseBankDecoder(bank, encoder=encoder)
+    summary = summarize(list(roundtrip(in_bank, encoder, decoder.decode)))
+    rows.append({"file": "sentences in the bank", "method": "greedy", **summary})
+    print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=200, help="dev sentences used as latency/recall queries")
+    parser.add_argument("--cache", help="embedding cache folder (default: the all-mpnet-base-v2 corpus cache)")
+    parser.add_argument("--bank", default=str(REPO / "models" / "default" / "bank"))
+    parser.add_argument("--quality-limit", type=int, default=300, help="sentences per dev file")
+    parser.add_argument("--beam-limit", type=int, default=50, help="sentences for the slow beam_search method")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args()
+
+    from lightweight_decoder.encoder import TextEncoder
+
+    encoder = TextEncoder()
+    payload: dict = {"command": "python bench/phrasebank.py", "machine": machine()}
+    if not args.skip_quality:
+        payload["quality"] = quality(args, encoder)
+    if not args.skip_scale:
+        payload["scale"] = scale(args, encoder)
+    path = write_result("phrasebank", payload)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

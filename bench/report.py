@@ -1,0 +1,111 @@
+"""Render bench/README.md (tables) and bench/results/*.png (plots) from bench/results/*.json.
+
+    python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+
+from _common import REPO, RESULTS
+
+from lightweight_decoder.quality import markdown_table
+
+OUT = REPO / "bench" / "README.md"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _machine(m: dict) -> str:
+    return f"{m['cpu_count']} cores, torch {m['torch']}, bf16 instructions: {m['cpu_bf16']}, measured {m['date']}"
+
+
+def encoder_section(res: dict) -> list[str]:
+    rows = [{**r, "speedup": f"{r['speedup_vs_fp32']:.2f}x"} for r in res["results"]]
+    return [
+        "## Encoder (Module 1)",
+        "",
+        f"`{res['command']}`: {res['model']} ({res['dimension']}-D) on {res['input']}; median of runs; "
+        f"fp32 is the baseline. {_machine(res['machine'])}.",
+        "",
+        markdown_table(rows, ["precision", "batch_size", "sentences_per_s", "speedup"]),
+        "",
+        f"bf16 vs fp32 cosine on 64 sentences: min {res['bf16_vs_fp32_cosine']['min']}, mean {res['bf16_vs_fp32_cosine']['mean']}.",
+        "",
+    ]
+
+
+def phrasebank_section(res: dict) -> list[str]:
+    lines = ["## Phrase bank (Variant 1)", "", f"`{res['command']}`. {_machine(res['machine'])}.", ""]
+    if "quality" in res:
+        lines += [
+            "### Quality of the shipped bank",
+            "",
+            "Each dev sentence is encoded, decoded from its vector, and compared with the output (BLEU is "
+            "sacrebleu corpus BLEU 0-100; cosine is between the input's embedding and the re-encoded output). "
+            "The dev sets are held out of the corpus, so the bank cannot contain them: these numbers measure "
+            "how close the nearest stored sentence is. The last row decodes sentences that are in the bank.",
+            "",
+            markdown_table(res["quality"], ["file", "method", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
+            "",
+        ]
+    if "scale" in res:
+        lines += [
+            "### Latency, recall and memory by bank size",
+            "",
+            "Single-query `PhraseBankDecoder.generate` (greedy, top-10, no cache, no re-encoding); recall@1 is "
+            "agreement of the top hit with exact search (Flat) on held-out dev queries; memory is index + texts. "
+            "`real_vectors` says how many vectors are real corpus embeddings; the rest are perturbed copies.",
+            "",
+            markdown_table(res["scale"], ["size", "real_vectors", "index", "build_s", "p50_ms", "p95_ms", "recall_at_1", "memory_mb"]),
+            "",
+            "![p50 latency by bank size](results/phrasebank_latency.png)",
+            "",
+        ]
+        _plot_scale(res["scale"])
+    return lines
+
+
+def _plot_scale(rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for index in dict.fromkeys(r["index"].split(",", 1)[-1] if r["index"].startswith("IVF") else r["index"] for r in rows):
+        points = [r for r in rows if (r["index"].split(",", 1)[-1] if r["index"].startswith("IVF") else r["index"]) == index]
+        label = f"IVF,{index}" if index not in ("Flat", "HNSW32") else index
+        ax.plot([r["size"] for r in points], [r["p50_ms"] for r in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bank entries")
+    ax.set_ylabel("p50 decode latency (ms)")
+    ax.set_title("PhraseBankDecoder latency, 2 CPU cores")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "phrasebank_latency.png", dpi=100)
+
+
+def main() -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Every number here comes from a script in this folder; each writes `results/<name>.json`, and",
+        "`python bench/report.py` renders this page from those files. Re-run them with `make bench`.",
+        "",
+    ]
+    if (enc := _load("encoder")) is not None:
+        lines += encoder_section(enc)
+    if (bank := _load("phrasebank")) is not None:
+        lines += phrasebank_section(bank)
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
