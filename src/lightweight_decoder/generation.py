@@ -1,0 +1,221 @@
+"""Decoding strategies for :class:`~lightweight_decoder.model.PrefixLM`, with a KV cache.
+
+Argument names and meanings follow transformers' ``GenerationConfig``: ``max_new_tokens``, ``num_beams``,
+``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``,
+``length_penalty``, ``num_return_sequences``. Impossible combinations raise; ignored settings warn.
+
+>>> GenerationConfig(num_beams=4, num_return_sequences=2).validate()
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .config import BaseConfig, _check, _is_int, _is_number
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import PrefixLM
+
+__all__ = ["GenerationConfig", "Hypothesis", "generate"]
+
+
+@dataclasses.dataclass
+class GenerationConfig(BaseConfig):
+    """How to turn the model's next-token distributions into text."""
+
+    max_new_tokens: int = 48
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_penalty: float = 1.0
+    num_return_sequences: int = 1
+    seed: int | None = None
+
+    def validate(self) -> None:
+        _check(_is_int(self.max_new_tokens) and self.max_new_tokens >= 1, f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
+        _check(_is_int(self.num_beams) and self.num_beams >= 1, f"num_beams must be an int >= 1, got {self.num_beams!r}")
+        _check(isinstance(self.do_sample, bool), "do_sample must be true or false")
+        _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
+        _check(_is_int(self.top_k) and self.top_k >= 0, f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
+        _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
+        _check(_is_number(self.repetition_penalty) and self.repetition_penalty > 0, f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+        _check(_is_int(self.no_repeat_ngram_size) and self.no_repeat_ngram_size >= 0, f"no_repeat_ngram_size must be an int >= 0, got {self.no_repeat_ngram_size!r}")
+        _check(_is_number(self.length_penalty), f"length_penalty must be a number, got {self.length_penalty!r}")
+        _check(_is_int(self.num_return_sequences) and self.num_return_sequences >= 1, f"num_return_sequences must be an int >= 1, got {self.num_return_sequences!r}")
+        _check(self.seed is None or _is_int(self.seed), f"seed must be an int or null, got {self.seed!r}")
+        if self.do_sample:
+            _check(self.num_beams == 1, "do_sample with num_beams > 1 (beam sampling) is not supported; use one or the other")
+        else:
+            _check(self.num_return_sequences <= self.num_beams,
+                   f"greedy/beam search returns at most num_beams sequences: num_return_sequences "
+                   f"({self.num_return_sequences}) must be <= num_beams ({self.num_beams}), or set do_sample=True")
+
+    def ignored_settings(self) -> list[str]:
+        """Settings that have no effect with this strategy (each is warned about in :func:`generate`)."""
+        default = GenerationConfig()
+        ignored = []
+        if not self.do_sample:
+            ignored += [f"{k}={getattr(self, k)}" for k in ("temperature", "top_k", "top_p", "seed") if getattr(self, k) != getattr(default, k)]
+        if self.num_beams == 1 and self.length_penalty != default.length_penalty:
+            ignored.append(f"length_penalty={self.length_penalty}")
+        return ignored
+
+
+@dataclasses.dataclass
+class Hypothesis:
+    """One generated sequence (without BOS/EOS) and its score (sum of log-probs; length-normalised for beams)."""
+
+    tokens: list[int]
+    score: float
+
+
+def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationConfig, never: tuple[int, ...]) -> torch.Tensor:
+    """Repetition penalty (CTRL) and n-gram blocking, applied per row on (N, V) logits; ``never`` ids are masked."""
+    logits[:, list(never)] = float("-inf")
+    if cfg.repetition_penalty != 1.0:
+        for row, hist in enumerate(histories):
+            if hist:
+                idx = torch.tensor(sorted(set(hist)), dtype=torch.long)
+                vals = logits[row, idx]
+                logits[row, idx] = torch.where(vals > 0, vals / cfg.repetition_penalty, vals * cfg.repetition_penalty)
+    n = cfg.no_repeat_ngram_size
+    if n > 0:
+        for row, hist in enumerate(histories):
+            if len(hist) + 1 < n:
+                continue
+            prefix = tuple(hist[len(hist) - n + 1:]) if n > 1 else ()
+            banned = {hist[i + n - 1] for i in range(len(hist) - n + 1) if tuple(hist[i:i + n - 1]) == prefix}
+            if banned:
+                logits[row, list(banned)] = float("-inf")
+    return logits
+
+
+def _sample(logits: torch.Tensor, cfg: GenerationConfig, generator: torch.Generator | None) -> torch.Tensor:
+    logits = logits / cfg.temperature
+    if cfg.top_k > 0:
+        kth = torch.topk(logits, min(cfg.top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cumulative - sorted_logits.softmax(-1) > cfg.top_p  # keep the smallest set reaching top_p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+
+
+@torch.no_grad()
+def generate(model: "PrefixLM", cond: torch.Tensor, config: GenerationConfig | None = None) -> list[list[Hypothesis]]:
+    """Generate for a batch of embeddings ``cond`` (B, E); per row, ``num_return_sequences`` hypotheses, best first."""
+    cfg = config or GenerationConfig()
+    cfg.validate()
+    for setting in cfg.ignored_settings():
+        warnings.warn(f"generation setting {setting} has no effect with do_sample={cfg.do_sample}, num_beams={cfg.num_beams}", UserWarning, stacklevel=2)
+    model.eval()
+    if cfg.num_beams > 1:
+        return _beam_search(model, cond, cfg)
+    return _greedy_or_sample(model, cond, cfg)
+
+
+def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -> list[list[Hypothesis]]:
+    mc = model.config
+    n = cfg.num_return_sequences
+    cond = cond.repeat_interleave(n, dim=0)
+    N = cond.shape[0]
+    generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
+    logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long))
+    position = mc.prefix_len + 1
+    histories: list[list[int]] = [[] for _ in range(N)]
+    scores = torch.zeros(N)
+    finished = torch.zeros(N, dtype=torch.bool)
+    steps = min(cfg.max_new_tokens, mc.max_len)
+    for step in range(steps):
+        logits = _penalise(logits.float(), histories, cfg, (mc.pad_id, mc.bos_id))
+        logprobs = F.log_softmax(logits, dim=-1)
+        token = _sample(logits, cfg, generator) if cfg.do_sample else logits.argmax(-1)
+        token = torch.where(finished, torch.full_like(token, mc.pad_id), token)
+        scores += torch.where(finished, torch.zeros(N), logprobs.gather(1, token[:, None])[:, 0])
+        for row in range(N):
+            if not finished[row] and token[row].item() != mc.eos_id:
+                histories[row].append(int(token[row]))
+        finished |= token == mc.eos_id
+        if bool(finished.all()) or step == steps - 1:
+            break
+        logits, cache = model.step(token, cache, position)
+        position += 1
+    hyps = [Hypothesis(h, float(s)) for h, s in zip(histories, scores)]
+    out = [hyps[i * n:(i + 1) * n] for i in range(N // n)]
+    return [sorted(group, key=lambda h: -h.score) for group in out]
+
+
+def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -> list[list[Hypothesis]]:
+    mc = model.config
+    B, nb = cond.shape[0], cfg.num_beams
+    logits, cache = model.start(cond.repeat_interleave(nb, dim=0), torch.full((B * nb,), mc.bos_id, dtype=torch.long))
+    position = mc.prefix_len + 1
+    beam_scores = torch.zeros(B, nb)
+    beam_scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
+    beams: list[list[int]] = [[] for _ in range(B * nb)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    done = [False] * B
+    steps = min(cfg.max_new_tokens, mc.max_len)
+
+    def normalised(score: float, length: int) -> float:
+        return score / (max(length, 1) ** cfg.length_penalty)
+
+    for step in range(steps):
+        logprobs = F.log_softmax(_penalise(logits.float(), beams, cfg, (mc.pad_id, mc.bos_id)), dim=-1)  # (B*nb, V)
+        V = logprobs.shape[-1]
+        totals = (beam_scores.view(-1, 1) + logprobs).view(B, nb * V)
+        top_scores, top_ids = torch.topk(totals, 2 * nb, dim=1)
+        next_tokens = torch.full((B * nb,), mc.pad_id, dtype=torch.long)
+        next_source = torch.arange(B * nb)
+        new_scores = torch.full((B, nb), float("-inf"))
+        new_beams: list[list[int]] = [[] for _ in range(B * nb)]
+        for b in range(B):
+            if done[b]:
+                continue
+            slot = 0
+            for rank in range(2 * nb):
+                score, flat = float(top_scores[b, rank]), int(top_ids[b, rank])
+                if score == float("-inf"):
+                    break
+                src, token = b * nb + flat // V, flat % V
+                if token == mc.eos_id:
+                    if rank < nb:  # an EOS outside the best nb is not a competitive hypothesis
+                        finished[b].append(Hypothesis(list(beams[src]), normalised(score, len(beams[src]) + 1)))
+                    continue
+                dst = b * nb + slot
+                next_tokens[dst], next_source[dst] = token, src
+                new_scores[b, slot] = score
+                new_beams[dst] = beams[src] + [token]
+                slot += 1
+                if slot == nb:
+                    break
+            # stop this row once no running beam can beat the worst kept hypothesis
+            if len(finished[b]) >= nb:
+                worst = sorted(h.score for h in finished[b])[-nb]
+                best_running = normalised(float(new_scores[b].max()), step + 1)
+                done[b] = best_running <= worst
+        beam_scores, beams = new_scores, new_beams
+        if all(done) or step == steps - 1:
+            break
+        cache = [(k.index_select(0, next_source), v.index_select(0, next_source)) for k, v in cache]
+        logits, cache = model.step(next_tokens, cache, position)
+        position += 1
+    results = []
+    for b in range(B):
+        if not done[b]:  # out of steps: running beams count as hypotheses
+            for j in range(nb):
+                if beam_scores[b, j] > float("-inf"):
+                    finished[b].append(Hypothesis(beams[b * nb + j], normalised(float(beam_scores[b, j]), len(beams[b * nb + j]))))
+        results.append(sorted(finished[b], key=lambda h: -h.score)[: cfg.num_return_sequences])
+    return results

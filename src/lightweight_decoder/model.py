@@ -1,0 +1,244 @@
+"""The generative decoder's transformer, in nanoGPT order: config -> small modules -> model -> forward.
+
+A decoder-only transformer (RMSNorm, SwiGLU, rotary positions, tied input/output embeddings) that reads
+a sentence embedding through a learned prefix: an MLP maps the embedding to ``prefix_len`` vectors that
+sit before the text tokens. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
+makes the prefix carry the content (the language model alone can lower its loss while ignoring it).
+
+>>> cfg = ModelConfig.preset("tiny", embedding_dim=384)
+>>> model = PrefixLM(cfg)
+>>> model.num_parameters() <= 1_000_000
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import BaseConfig, _check, _is_int, _is_number
+
+__all__ = ["ModelConfig", "PrefixLM", "PRESETS"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the original design's budget: <= 1M parameters
+    "tiny": dict(vocab_size=2048, d_model=128, n_layer=2, n_head=4, d_ff=344, prefix_len=2, prefix_hidden=256),
+    "small": dict(vocab_size=8192, d_model=256, n_layer=4, n_head=4, d_ff=688, prefix_len=8, prefix_hidden=1024),
+    # <= 30M parameters
+    "base": dict(vocab_size=16384, d_model=384, n_layer=6, n_head=6, d_ff=1024, prefix_len=16, prefix_hidden=1536),
+}
+
+
+@dataclasses.dataclass
+class ModelConfig(BaseConfig):
+    """Shapes of :class:`PrefixLM`. ``embedding_dim`` comes from the encoder."""
+
+    embedding_dim: int = 768
+    vocab_size: int = 8192
+    d_model: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    d_ff: int = 688
+    prefix_len: int = 8
+    prefix_hidden: int = 1024
+    max_len: int = 64
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    bow_loss_weight: float = 0.1
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+    def validate(self) -> None:
+        for name in ("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
+        _check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
+        _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check(_is_number(self.bow_loss_weight) and self.bow_loss_weight >= 0, "bow_loss_weight must be >= 0")
+        ids = (self.pad_id, self.bos_id, self.eos_id)
+        _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
+               f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """A named size: ``tiny`` (<= 1M parameters), ``small``, ``base`` (<= 30M)."""
+        if name not in PRESETS:
+            from .errors import ConfigError
+
+            raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+def rotary_tables(length: int, head_dim: int, base: float, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (length, head_dim / 2) for rotary position embeddings."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (B, H, T, hd); rotate pairs (even, odd) by position-dependent angles
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    cos, sin = cos[None, None].to(x.dtype), sin[None, None].to(x.dtype)
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_head, self.head_dim = cfg.n_head, cfg.d_model // cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        B, T, C = x.shape  # (B, T, C)
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:  # generation: attend to everything cached so far
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and T > 1,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.proj(y), (k, v)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.up = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(F.silu(self.gate(x)) * self.up(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.norm1, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
+        self.norm2, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
+
+    def forward(self, x, cos, sin, cache=None, mask=None):
+        h, new_cache = self.attn(self.norm1(x), cos, sin, cache, mask)
+        x = x + h
+        return x + self.mlp(self.norm2(x)), new_cache
+
+
+class Prefix(nn.Module):
+    """Sentence embedding (B, E) -> prefix vectors (B, P, C)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.prefix_len, self.d_model = cfg.prefix_len, cfg.d_model
+        self.net = nn.Sequential(
+            nn.Linear(cfg.embedding_dim, cfg.prefix_hidden), nn.GELU(),
+            nn.Linear(cfg.prefix_hidden, cfg.prefix_len * cfg.d_model),
+        )
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        # unit-norm embeddings have tiny coordinates (~1/sqrt(E)); rescale to unit variance
+        cond = cond * math.sqrt(cond.shape[-1])
+        return self.net(cond).view(-1, self.prefix_len, self.d_model)
+
+
+class PrefixLM(nn.Module):
+    """Text decoder conditioned on a sentence embedding through a learned prefix."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.prefix = Prefix(cfg)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = RMSNorm(cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight  # tied input/output embeddings
+        # auxiliary bag-of-tokens head, tied to the token embeddings too: the prefix must point at the
+        # sentence's tokens in the same space the language model reads them from
+        self.bow_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        cos, sin = rotary_tables(cfg.prefix_len + cfg.max_len + 1, cfg.d_model // cfg.n_head, cfg.rope_base)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, cond: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor | None = None,
+                bow_targets: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """cond (B, E), tokens (B, T) starting with BOS -> logits (B, T, V) and, with targets, the losses."""
+        B, T = tokens.shape
+        prefix = self.prefix(cond)  # (B, P, C)
+        x = torch.cat([prefix, self.tok_emb(tokens)], dim=1)  # (B, P+T, C)
+        cos, sin = self.rope_cos[: x.shape[1]], self.rope_sin[: x.shape[1]]
+        for block in self.blocks:
+            x, _ = block(x, cos, sin)
+        h = self.norm(x)
+        logits = self.lm_head(h[:, self.config.prefix_len:])  # (B, T, V)
+        if targets is None:
+            return logits, None
+        lm = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.config.pad_id)
+        losses = {"lm": lm, "loss": lm}
+        if bow_targets is not None and self.config.bow_loss_weight > 0:
+            bow_logits = (h[:, : self.config.prefix_len].mean(1) @ self.tok_emb.weight.T + self.bow_bias).float()  # (B, V)
+            bow = F.binary_cross_entropy_with_logits(bow_logits, bow_targets)
+            losses["bow"] = bow
+            losses["loss"] = lm + self.config.bow_loss_weight * bow
+        return logits, losses
+
+    # ---- incremental decoding (used by generation.py) -----------------------------------------
+    @torch.no_grad()
+    def start(self, cond: torch.Tensor, bos: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """Run prefix + BOS; return logits for the first text token (B, V) and the KV cache."""
+        x = torch.cat([self.prefix(cond), self.tok_emb(bos[:, None])], dim=1)  # (B, P+1, C)
+        return self._run(x, 0, None)
+
+    @torch.no_grad()
+    def step(self, token: torch.Tensor, cache: list, position: int) -> tuple[torch.Tensor, list]:
+        """Feed one token per row at absolute ``position``; return next-token logits (B, V) and the cache."""
+        return self._run(self.tok_emb(token[:, None]), position, cache)
+
+    def _run(self, x: torch.Tensor, offset: int, cache: list | None) -> tuple[torch.Tensor, list]:
+        T = x.shape[1]
+        cos, sin = self.rope_cos[offset: offset + T], self.rope_sin[offset: offset + T]
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(x, cos, sin, None if cache is None else cache[i])
+            new_cache.append(layer_cache)
+        return self.lm_head(self.norm(x[:, -1])), new_cache
