@@ -242,6 +242,53 @@ def bank_info(path: str) -> None:
     _emit_json(meta)
 
 
+# ---- training ------------------------------------------------------------------------------------
+@main.command("train")
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Training folder (decoder/, checkpoint/, train_log.jsonl); resumes if present.")
+@click.option("--preset", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (the schedule length).")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Fit the schedule to this time budget instead.")
+@click.option("--encoder", "model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder; the decoder learns its embeddings.")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N texts of the seeded shuffle.")
+@click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False), help="Dev sentences for periodic BLEU / exact match / cosine.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str, limit: int | None,
+              dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None, seed: int) -> None:
+    """Train a generative decoder for an encoder from text files (embeds them first, resumably).
+
+    \b
+    Example:
+      lightweight-decoder train --corpus sentences.txt --out my-decoder --preset small --minutes 30 --dev dev.txt
+    """
+    from .data import EmbeddingCache, default_cache_dir, prepare_corpus
+    from .encoder import TextEncoder
+    from .train import TrainConfig, train
+
+    if steps is None and minutes is None:
+        raise click.UsageError("give --steps or --minutes")
+    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": 0}
+    texts = prepare_corpus(list(corpus), **options, limit=limit)
+    encoder = TextEncoder(model)
+    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, "bf16", **options)
+    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision="bf16")
+    cache.build(texts, encoder)
+    texts, vectors = cache.load(limit=len(texts))
+    dev_texts = dev_vectors = None
+    if dev_file:
+        dev_texts = _read_texts((), dev_file)[:200]
+        dev_vectors = encoder.encode(dev_texts, precision="bf16")
+    config = TrainConfig(steps=steps or 10**9, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                         checkpoint_every=eval_every, seed=seed)
+    decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config,
+                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder)
+    click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
+
+
 # ---- decoding ------------------------------------------------------------------------------------
 def _decoder_options(func: Any) -> Any:
     options = [

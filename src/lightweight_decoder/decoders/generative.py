@@ -1,0 +1,176 @@
+"""Variant 2: a small transformer that writes the text an embedding encodes.
+
+>>> decoder = GenerativeDecoder.load("models/default/generative", encoder=encoder)   # doctest: +SKIP
+>>> decoder.decode(encoder.encode("The cat sat on the mat."))                        # doctest: +SKIP
+'The cat sat on the mat.'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import _atomic
+from ..errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
+from ..generation import GenerationConfig, generate
+from ..model import ModelConfig, PrefixLM
+from ..phrasebank import as_query_matrix
+from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
+from .base import Candidate, DecodeResult, PerformanceMonitor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..encoder import TextEncoder
+
+__all__ = ["GenerativeDecoder", "create_generative_decoder"]
+
+FORMAT_VERSION = 1
+
+
+class GenerativeDecoder:
+    """Embedding -> text with a :class:`PrefixLM`. Attach an ``encoder`` to get cosine scores."""
+
+    def __init__(self, model: PrefixLM, tokenizer: Any, *, encoder_name: str, generation_config: GenerationConfig | None = None,
+                 encoder: "TextEncoder | None" = None, metadata: dict | None = None) -> None:
+        if tokenizer.get_vocab_size() > model.config.vocab_size:
+            raise IncompatibleArtifact(f"tokenizer has {tokenizer.get_vocab_size()} tokens; the model only {model.config.vocab_size}")
+        if encoder is not None and (encoder.name != encoder_name or encoder.dimension != model.config.embedding_dim):
+            raise IncompatibleArtifact(
+                f"decoder was trained for {encoder_name} ({model.config.embedding_dim}-D); got {encoder.name} ({encoder.dimension}-D)"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.encoder_name = encoder_name
+        self.encoder = encoder
+        self.generation_config = generation_config or GenerationConfig()
+        self.metadata = dict(metadata or {})
+        self.embedding_dim = model.config.embedding_dim
+        self.monitor = PerformanceMonitor()
+
+    def __repr__(self) -> str:
+        return f"GenerativeDecoder({self.encoder_name}, {self.model.num_parameters():,} parameters)"
+
+    # ---- decoding -----------------------------------------------------------------------------
+    def decode(self, vectors: np.ndarray, **generation_kwargs: Any) -> str | list[str]:
+        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts."""
+        result = self.generate(vectors, **generation_kwargs)
+        return [r.text for r in result] if isinstance(result, list) else result.text
+
+    def generate(self, vectors: np.ndarray, batch_size: int = 64, **generation_kwargs: Any) -> DecodeResult | list[DecodeResult]:
+        """Decode with detail: text, token ids, cosine after re-encoding (NaN without an encoder), timings.
+
+        ``generation_kwargs`` are :class:`GenerationConfig` fields (``num_beams``, ``do_sample``, ...).
+        """
+        import torch
+
+        cfg = self.generation_config.replace(**generation_kwargs) if generation_kwargs else self.generation_config
+        start = time.perf_counter()
+        queries, single = as_query_matrix(vectors, self.embedding_dim)
+        hyps: list = []
+        with torch.inference_mode():
+            for i in range(0, len(queries), batch_size):
+                hyps.extend(generate(self.model, torch.from_numpy(queries[i:i + batch_size]), cfg))
+        gen_ms = (time.perf_counter() - start) * 1000.0 / max(len(queries), 1)
+        texts = [[self.tokenizer.decode(h.tokens).strip() for h in row] for row in hyps]
+        scores = self._cosines(queries, texts)
+        results = []
+        for row_hyps, row_texts, row_scores in zip(hyps, texts, scores):
+            order = np.argsort(-row_scores, kind="stable") if self.encoder is not None else np.arange(len(row_texts))
+            best = int(order[0])
+            results.append(DecodeResult(
+                text=row_texts[best], score=float(row_scores[best]), method="generative",
+                candidates=[Candidate(row_texts[j], float(row_scores[j]), "generator") for j in order],
+                timings={"generate_ms": gen_ms}, token_ids=row_hyps[best].tokens,
+                details={"log_prob": row_hyps[best].score},
+            ))
+        total = time.perf_counter() - start
+        for r in results:
+            r.timings["total_ms"] = total * 1000.0 / len(results)
+        self.monitor.record(total, n=len(results))
+        return results[0] if single else results
+
+    def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
+        if self.encoder is None:
+            return [np.full(len(row), math.nan) for row in texts]
+        flat = [t for row in texts for t in row]
+        keep = [i for i, t in enumerate(flat) if t.strip()]
+        sims = np.zeros(len(flat), np.float32)
+        if keep:
+            vecs = self.encoder.encode([flat[i] for i in keep])
+            owners = np.repeat(np.arange(len(texts)), [len(r) for r in texts])[keep]
+            sims[keep] = np.sum(vecs * queries[owners], axis=1)
+        out, pos = [], 0
+        for row in texts:
+            out.append(sims[pos:pos + len(row)])
+            pos += len(row)
+        return out
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "decoder": "generative", "encoder": self.encoder_name, "dimension": self.embedding_dim,
+                "parameters": self.model.num_parameters(), **self.monitor.stats()}
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write config.json, model.safetensors and tokenizer.json as one folder, atomically."""
+        from safetensors.torch import save_model
+
+        with _atomic.atomic_dir(path) as tmp:
+            save_model(self.model, str(tmp / "model.safetensors"))
+            save_tokenizer(self.tokenizer, tmp / "tokenizer.json")
+            _atomic.write_json(tmp / "config.json", {
+                "type": "generative_decoder", "format_version": FORMAT_VERSION,
+                "encoder": self.encoder_name, "dimension": self.embedding_dim,
+                "parameters": self.model.num_parameters(),
+                "model": self.model.config.to_dict(), "generation": self.generation_config.to_dict(),
+                "metadata": self.metadata,
+            })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None) -> "GenerativeDecoder":
+        """Load a decoder folder (or a training folder's ``decoder/``); with ``encoder``, its name and dimension must match."""
+        from safetensors.torch import load_model
+
+        path = Path(path)
+        if not (path / "config.json").exists() and (path / "decoder" / "config.json").exists():
+            path = path / "decoder"  # a training folder: its latest saved decoder
+        config_path = path / "config.json"
+        if not config_path.exists():
+            raise InvalidInput(f"{path} is not a generative decoder folder (no config.json)")
+        try:
+            meta = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CorruptArtifact(f"{config_path}: not readable JSON ({exc})") from exc
+        if meta.get("type") != "generative_decoder" or meta.get("format_version") != FORMAT_VERSION:
+            raise IncompatibleArtifact(f"{config_path}: not a generative decoder of format {FORMAT_VERSION}")
+        model = PrefixLM(ModelConfig.from_dict(meta["model"]))
+        try:
+            load_model(model, str(path / "model.safetensors"))
+        except FileNotFoundError:
+            raise CorruptArtifact(f"{path / 'model.safetensors'}: missing") from None
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
+            raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
+        tokenizer = load_tokenizer(path / "tokenizer.json")
+        return cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
+                   generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
+
+
+def create_generative_decoder(preset: str = "small", embedding_dim: int = 768, *, encoder_name: str = "all-mpnet-base-v2",
+                              texts: list[str] | None = None, tokenizer: Any = None, seed: int = 0, **overrides: Any) -> GenerativeDecoder:
+    """An untrained decoder of a preset size. Give ``texts`` to train its tokenizer, or a ``tokenizer``.
+
+    >>> dec = create_generative_decoder("tiny", embedding_dim=384, texts=["a b c"] * 10)  # doctest: +SKIP
+    """
+    import torch
+
+    cfg = ModelConfig.preset(preset, embedding_dim=embedding_dim, **overrides)
+    if tokenizer is None:
+        if not texts:
+            raise InvalidInput("create_generative_decoder needs texts to train a tokenizer, or a tokenizer")
+        tokenizer = train_tokenizer(texts, vocab_size=cfg.vocab_size)
+    torch.manual_seed(seed)
+    return GenerativeDecoder(PrefixLM(cfg), tokenizer, encoder_name=encoder_name)

@@ -1,0 +1,293 @@
+"""Training the generative decoder, readable top to bottom.
+
+Given texts and their embeddings (from the embedding cache, so a corpus is embedded once):
+AdamW with warm-up and cosine decay, gradient clipping, bf16 autocast where the CPU has bf16, a length
+curriculum (short sentences first), Gaussian noise on the input embeddings, dev evaluation every N steps
+appended to ``train_log.jsonl``, and checkpoints (safetensors + JSON, no pickle) that resume after an
+interruption. Seeded.
+
+>>> decoder = train("out", texts, vectors, encoder_name="all-mpnet-base-v2", preset="small",   # doctest: +SKIP
+...                 train_config=TrainConfig(steps=2000))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from . import _atomic
+from .config import BaseConfig, _check, _is_int, _is_number
+from .errors import InvalidInput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .decoders.generative import GenerativeDecoder
+    from .encoder import TextEncoder
+
+__all__ = ["TrainConfig", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainConfig(BaseConfig):
+    """Optimisation settings. ``steps`` sets the schedule; ``minutes`` (optional) fits it to a time budget."""
+
+    steps: int = 2000
+    minutes: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    noise_std: float = 0.1
+    curriculum_steps: int = 1000
+    curriculum_start_len: int = 16
+    eval_every: int = 250
+    eval_size: int = 200
+    checkpoint_every: int = 250
+    precision: str = "auto"
+    seed: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
+        for name in ("warmup_steps", "curriculum_steps", "seed"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        _check(self.minutes is None or (_is_number(self.minutes) and self.minutes > 0), f"minutes must be > 0, got {self.minutes!r}")
+        _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+        for name in ("min_lr_ratio", "noise_std"):
+            value = getattr(self, name)
+            _check(_is_number(value) and 0 <= value <= 1, f"{name} must be in [0, 1], got {value!r}")
+        _check(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(_is_number(self.grad_clip) and self.grad_clip > 0, "grad_clip must be > 0")
+        _check(self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+def learning_rate(step: int, cfg: TrainConfig, total: int) -> float:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` at ``total``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _tokenize(tokenizer: Any, texts: Sequence[str], max_len: int, eos_id: int) -> list[list[int]]:
+    """Token ids of each text, truncated to leave room for EOS."""
+    return [enc.ids[: max_len - 1] + [eos_id] for enc in tokenizer.encode_batch(list(texts))]
+
+
+class _Batches:
+    """Seeded batches with a length curriculum: the allowed length grows over ``curriculum_steps``."""
+
+    def __init__(self, ids: list[list[int]], vectors: np.ndarray, cfg: TrainConfig, max_len: int, pad_id: int, bos_id: int) -> None:
+        self.ids, self.vectors, self.cfg, self.max_len = ids, vectors, cfg, max_len
+        self.pad_id, self.bos_id = pad_id, bos_id
+        self.lengths = np.array([len(x) for x in ids])
+        self.by_length = np.argsort(self.lengths, kind="stable")
+        self.sorted_lengths = self.lengths[self.by_length]
+
+    def allowed_length(self, step: int) -> int:
+        if self.cfg.curriculum_steps == 0:
+            return self.max_len
+        frac = min(1.0, step / self.cfg.curriculum_steps)
+        return int(self.cfg.curriculum_start_len + frac * (self.max_len - self.cfg.curriculum_start_len))
+
+    def get(self, step: int):
+        import torch
+
+        rng = np.random.default_rng((self.cfg.seed, step))  # a function of the step: resuming replays nothing
+        pool = max(int(np.searchsorted(self.sorted_lengths, self.allowed_length(step), side="right")), self.cfg.batch_size)
+        rows = self.by_length[rng.integers(0, min(pool, len(self.ids)), self.cfg.batch_size)]
+        T = int(self.lengths[rows].max())
+        inputs = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+        targets = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
+        for i, r in enumerate(rows):
+            seq = self.ids[r]
+            inputs[i, 0] = self.bos_id
+            inputs[i, 1:len(seq)] = torch.tensor(seq[:-1])
+            targets[i, :len(seq)] = torch.tensor(seq)
+        cond = torch.from_numpy(self.vectors[rows].astype(np.float32))
+        if self.cfg.noise_std > 0:  # noise of relative size up to noise_std, so transformed vectors still decode
+            scale = torch.from_numpy(rng.uniform(0, self.cfg.noise_std, (len(rows), 1)).astype(np.float32))
+            noise = torch.from_numpy(rng.standard_normal(cond.shape).astype(np.float32)) / math.sqrt(cond.shape[1])
+            cond = cond + scale * noise
+        cond = cond / cond.norm(dim=1, keepdim=True)
+        return cond, inputs, targets
+
+
+def _bow_targets(targets, vocab_size: int, specials: tuple[int, ...]):
+    import torch
+
+    bow = torch.zeros(targets.shape[0], vocab_size)
+    bow.scatter_(1, targets, 1.0)
+    bow[:, list(specials)] = 0.0
+    return bow
+
+
+def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict) -> None:
+    from safetensors.torch import save_file, save_model
+
+    with _atomic.atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        tensors = {f"{idx}.{key}": value.detach().contiguous() for idx, entry in optimizer.state_dict()["state"].items()
+                   for key, value in entry.items()}
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        _atomic.write_json(tmp / "state.json", state)
+
+
+def _load_checkpoint(folder: Path, model: Any, optimizer: Any) -> dict:
+    from safetensors.torch import load_file, load_model
+
+    load_model(model, str(folder / "model.safetensors"))
+    flat = load_file(str(folder / "optimizer.safetensors"))
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in flat.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    return json.loads((folder / "state.json").read_text())
+
+
+def evaluate(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
+    """Greedy decoding of ``vectors``: BLEU, exact match and (with an encoder) cosine against ``texts``."""
+    from .quality import bleu, exact_match
+
+    results = decoder.generate(vectors, max_new_tokens=decoder.model.config.max_len)
+    outputs = [r.text for r in results]
+    out = {"bleu": round(bleu(outputs, list(texts)), 3),
+           "exact_match": round(float(np.mean([exact_match(o, t) for o, t in zip(outputs, texts)])), 4)}
+    if decoder.encoder is not None:
+        out["cosine"] = round(float(np.mean([r.score for r in results])), 4)
+    out["example"] = outputs[0]
+    return out
+
+
+def train(
+    out_dir: str | os.PathLike[str],
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    *,
+    encoder_name: str,
+    preset: str = "small",
+    train_config: TrainConfig | None = None,
+    model_overrides: dict | None = None,
+    dev_texts: Sequence[str] | None = None,
+    dev_vectors: np.ndarray | None = None,
+    encoder: "TextEncoder | None" = None,
+    show_progress_bar: bool = True,
+) -> "GenerativeDecoder":
+    """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .decoders.generative import GenerativeDecoder, create_generative_decoder
+    from .encoder import cpu_supports_bf16
+    from .tokenizer import load_tokenizer, save_tokenizer
+
+    cfg = train_config or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vectors = np.asarray(vectors)
+    if len(texts) != len(vectors) or len(texts) < cfg.batch_size:
+        raise InvalidInput(f"need at least batch_size={cfg.batch_size} texts with one vector each; got {len(texts)} texts, {len(vectors)} vectors")
+    torch.manual_seed(cfg.seed)
+
+    # 1. tokenizer and model (the tokenizer is trained once and kept, so a resumed run reads the same ids)
+    tok_path = out / "tokenizer.json"
+    tokenizer = load_tokenizer(tok_path) if tok_path.exists() else None
+    decoder = create_generative_decoder(preset, vectors.shape[1], encoder_name=encoder_name, texts=list(texts[:200_000]),
+                                        tokenizer=tokenizer, seed=cfg.seed, **(model_overrides or {}))
+    if tokenizer is None:
+        save_tokenizer(decoder.tokenizer, tok_path)
+    decoder.encoder = encoder
+    model, mc = decoder.model, decoder.model.config
+    logger.info("model: %s parameters", f"{model.num_parameters():,}")
+
+    # 2. data
+    batches = _Batches(_tokenize(decoder.tokenizer, texts, mc.max_len, mc.eos_id), vectors, cfg, mc.max_len, mc.pad_id, mc.bos_id)
+    if dev_texts is not None and dev_vectors is not None:
+        dev_texts, dev_vectors = list(dev_texts[: cfg.eval_size]), np.asarray(dev_vectors[: cfg.eval_size], np.float32)
+
+    # 3. optimiser: no weight decay on norms, biases and embeddings' gains
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.lr, betas=(0.9, 0.95))
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cpu_supports_bf16())
+
+    # 4. resume
+    ckpt = out / "checkpoint"
+    state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps, "tokens_seen": 0}
+    if (ckpt / "state.json").exists():
+        state = _load_checkpoint(ckpt, model, optimizer)
+        state["total_steps"] = max(cfg.steps, state["step"] + 1) if cfg.minutes is None else state["total_steps"]
+        logger.info("resumed at step %d", state["step"])
+    total = state["total_steps"]
+    deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes else None
+    log_path = out / "train_log.jsonl"
+
+    def log(record: dict) -> None:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def save_decoder() -> None:
+        decoder.metadata = {"steps": state["step"], "train_seconds": round(state["elapsed_s"], 1),
+                            "train_texts": len(texts), "tokens_seen": state["tokens_seen"], "train_config": cfg.to_dict()}
+        decoder.save(out / "decoder")
+
+    # 5. the loop
+    bar = tqdm(total=total, initial=state["step"], desc="training", unit="step", disable=not show_progress_bar)
+    model.train()
+    step_start = time.monotonic()
+    while state["step"] < total:
+        step = state["step"]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg, total)
+        cond, inputs, targets = batches.get(step)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            _, losses = model(cond, inputs, targets, _bow_targets(targets, mc.vocab_size, (mc.pad_id, mc.bos_id, mc.eos_id)))
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        optimizer.step()
+        now = time.monotonic()
+        state["elapsed_s"] += now - step_start
+        step_start = now
+        state["step"] += 1
+        state["tokens_seen"] += int((targets != mc.pad_id).sum())
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['lm'].item():.3f}", lr=f"{group['lr']:.2e}")
+        if deadline is not None and state["step"] == 20 and state["total_steps"] == cfg.steps:
+            per_step = state["elapsed_s"] / 20  # fit the schedule to the time budget once it is measured
+            total = state["total_steps"] = max(21, int(20 + (deadline - now) / per_step))
+            bar.total = total
+        done = state["step"] >= total or (deadline is not None and now >= deadline)
+        if state["step"] % cfg.eval_every == 0 or done:
+            record = {"step": state["step"], "loss": round(losses["loss"].item(), 4), "lm": round(losses["lm"].item(), 4),
+                      "bow": round(losses["bow"].item(), 4) if "bow" in losses else 0.0, "lr": group["lr"], "grad_norm": round(grad_norm, 3),
+                      "elapsed_s": round(state["elapsed_s"], 1), "tokens_seen": state["tokens_seen"]}
+            if dev_texts is not None:
+                model.eval()
+                record.update(evaluate(decoder, dev_texts, dev_vectors))
+                model.train()
+            log(record)
+            logger.info("step %d: %s", state["step"], record)
+        if state["step"] % cfg.checkpoint_every == 0 or done:
+            _save_checkpoint(ckpt, model, optimizer, state)
+            save_decoder()
+        if done:
+            break
+    bar.close()
+    model.eval()
+    return decoder

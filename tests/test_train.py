@@ -1,0 +1,117 @@
+"""Training on a tiny corpus: the loop learns, resumes exactly, and saves a loadable decoder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lightweight_decoder.decoders.generative import GenerativeDecoder, create_generative_decoder
+from lightweight_decoder.errors import CorruptArtifact, IncompatibleArtifact, InvalidEmbedding
+from lightweight_decoder.train import TrainConfig, _Batches, learning_rate, train
+
+from .conftest import BANK_TEXTS
+
+TINY = {"vocab_size": 300, "max_len": 64}
+
+
+@pytest.fixture(scope="module")
+def corpus(small_encoder):
+    texts = BANK_TEXTS * 4  # 16 distinct sentences; the decoder should memorise them
+    return texts, small_encoder.encode(texts)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus, small_encoder):
+    out = tmp_path_factory.mktemp("gen")
+    texts, vectors = corpus
+    cfg = TrainConfig(steps=400, batch_size=32, lr=3e-3, warmup_steps=20, eval_every=200, checkpoint_every=200,
+                      curriculum_steps=100, noise_std=0.0, precision="fp32")
+    decoder = train(out, texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cfg, model_overrides=TINY,
+                    dev_texts=BANK_TEXTS, dev_vectors=small_encoder.encode(BANK_TEXTS), encoder=small_encoder, show_progress_bar=False)
+    return out, decoder
+
+
+def test_learns_to_reproduce_training_sentences(trained, small_encoder):
+    out, decoder = trained
+    outputs = decoder.decode(small_encoder.encode(BANK_TEXTS))
+    exact = np.mean([o == t for o, t in zip(outputs, BANK_TEXTS)])
+    assert exact >= 0.75, list(zip(outputs, BANK_TEXTS))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [200, 400]
+    assert log[-1]["lm"] < log[0]["lm"] and log[-1]["exact_match"] >= 0.75 and log[-1]["cosine"] > 0.9
+
+
+def test_saved_decoder_loads_and_generates(trained, small_encoder):
+    out, decoder = trained
+    loaded = GenerativeDecoder.load(out, encoder=small_encoder)  # the training folder's decoder/
+    q = small_encoder.encode(BANK_TEXTS[:3])
+    assert loaded.decode(q) == decoder.decode(q)
+    result = loaded.generate(q[0], num_beams=3, num_return_sequences=2)
+    assert result.method == "generative" and len(result.candidates) == 2 and result.token_ids
+    assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ q[0]), abs=1e-4)
+    meta = json.loads((out / "decoder" / "config.json").read_text())
+    assert meta["type"] == "generative_decoder" and meta["metadata"]["steps"] == 400 and meta["parameters"] < 1_000_000
+
+
+def test_decoder_input_checks(trained, small_encoder):
+    out, _ = trained
+    loaded = GenerativeDecoder.load(out)
+    with pytest.raises(InvalidEmbedding, match="expected 384-D"):
+        loaded.decode(np.ones(768))
+    assert np.isnan(loaded.generate(small_encoder.encode("x")).score)  # no encoder attached: no cosine
+    with pytest.raises(IncompatibleArtifact, match="all-MiniLM-L6-v2"):
+        GenerativeDecoder(loaded.model, loaded.tokenizer, encoder_name="other-encoder", encoder=small_encoder)
+
+
+def test_damaged_weights_are_named(trained, tmp_path):
+    import shutil
+
+    out, _ = trained
+    shutil.copytree(out / "decoder", tmp_path / "d")
+    weights = tmp_path / "d" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CorruptArtifact, match="model.safetensors"):
+        GenerativeDecoder.load(tmp_path / "d")
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, corpus, small_encoder, monkeypatch):
+    texts, vectors = corpus
+    cfg = TrainConfig(steps=30, batch_size=16, warmup_steps=5, eval_every=10, checkpoint_every=10, precision="fp32")
+    kwargs = dict(encoder_name=small_encoder.name, preset="tiny", train_config=cfg, model_overrides=TINY, show_progress_bar=False)
+    straight = train(tmp_path / "a", texts, vectors, **kwargs)
+
+    original = _Batches.get
+
+    def interrupted(self, step):  # test double: the process is killed at step 20
+        if step == 20:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(_Batches, "get", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "b", texts, vectors, **kwargs)
+    monkeypatch.setattr(_Batches, "get", original)
+    resumed = train(tmp_path / "b", texts, vectors, **kwargs)
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_schedule_and_curriculum():
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1, curriculum_steps=50, curriculum_start_len=4)
+    assert learning_rate(0, cfg, 100) == pytest.approx(0.1)
+    assert learning_rate(10, cfg, 100) == pytest.approx(1.0)
+    assert learning_rate(100, cfg, 100) == pytest.approx(0.1)
+    ids = [[5] * n for n in range(2, 20)]
+    batches = _Batches(ids, np.ones((len(ids), 4), np.float32), cfg.replace(batch_size=4), max_len=20, pad_id=0, bos_id=1)
+    assert batches.allowed_length(0) == 4 and batches.allowed_length(50) == 20
+    _, inputs, targets = batches.get(0)
+    assert inputs.shape[1] <= 5 and (inputs[:, 0] == 1).all()
+
+
+def test_untrained_factory(small_encoder):
+    decoder = create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300)
+    assert decoder.model.num_parameters() < 1_000_000
+    assert isinstance(decoder.decode(small_encoder.encode("hello")), str)
