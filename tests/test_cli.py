@@ -95,8 +95,8 @@ def test_decode_errors_are_friendly(tmp_path):
     assert broken.exit_code == 1 and "bad.jsonl:1" in broken.output
     other = runner.invoke(main, ["decode", "--text", "x", "--bank", str(out), "--model", "all-mpnet-base-v2"])
     assert other.exit_code == 1 and "IncompatibleArtifact" in other.output
-    gen = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative"])
-    assert gen.exit_code == 1 and "generative" in gen.output and "Traceback" not in gen.output
+    hybrid = runner.invoke(main, ["decode", "--text", "x", "--decoder", "hybrid"])
+    assert hybrid.exit_code == 1 and "hybrid" in hybrid.output and "Traceback" not in hybrid.output
 
 
 def test_roundtrip_and_eval_contract(tmp_path):
@@ -119,3 +119,28 @@ def test_roundtrip_and_eval_contract(tmp_path):
     assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
     table = runner.invoke(main, ["eval", "--input", str(dev), "--bank", str(out), "--table"])
     assert table.output.startswith("| decoder | n | bleu")
+
+
+def test_train_then_roundtrip_generative(tmp_path):
+    from .conftest import BANK_TEXTS
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(BANK_TEXTS * 5) + "\n")
+    dev = tmp_path / "dev.txt"
+    dev.write_text("\n".join(BANK_TEXTS[:3]) + "\n")
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--preset", "tiny", "--steps", "20",
+                                   "--encoder", "all-MiniLM-L6-v2", "--batch-size", "8", "--eval-every", "10", "--dev", str(dev),
+                                   "--cache", str(tmp_path / "emb")])
+    assert trained.exit_code == 0, trained.output
+    log = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine"} <= set(log[-1])
+    rt = runner.invoke(main, ["roundtrip", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--jsonl"])
+    assert rt.exit_code == 0, rt.output
+    rows = [json.loads(line) for line in rt.output.splitlines()]
+    assert len(rows) == 3 and all(set(r) == {"input", "output", "cosine", "ms"} for r in rows)
+    ev = runner.invoke(main, ["eval", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--num-beams", "2"])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["n"] == 3
+    missing = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative", "--generative", str(tmp_path / "nothing")])
+    assert missing.exit_code == 1 and "train one" in missing.output

@@ -294,34 +294,57 @@ def _decoder_options(func: Any) -> Any:
     options = [
         click.option("--decoder", "kind", type=click.Choice(["phrase", "generative", "hybrid"]), default="phrase", show_default=True),
         click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank)."),
+        click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder (or training) folder (default: the shipped model)."),
         click.option("--method", type=click.Choice(["greedy", "weighted", "beam_search", "context_aware"]), help="Phrase assembly method (default from the config)."),
         click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
-        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="Decoder config JSON (PhraseDecoderConfig fields)."),
-        click.option("-m", "--model", help="Encoder name or folder (default: the one the bank was built with)."),
+        click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="Decoder config JSON: PhraseDecoderConfig fields (phrase) or GenerationConfig fields (generative)."),
+        click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _load_decoder(kind: str, bank_path: str | None, method: str | None, top_k: int | None, config_file: str | None, model: str | None) -> tuple[Any, Any]:
-    """(decoder, encoder) for the CLI."""
-    from .config import PhraseDecoderConfig
-    from .decoders import PhraseBankDecoder
+def _artifact_encoder(path: Path, model: str | None) -> Any:
     from .encoder import TextEncoder
+
+    meta = json.loads((path / "config.json").read_text())
+    return TextEncoder(model or meta.get("encoder", "all-mpnet-base-v2"))
+
+
+def _load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
+                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
+                  model: str | None = None) -> tuple[Any, Any]:
+    """(decoder, encoder) for the CLI."""
     from .errors import ModelNotFound
     from .paths import default_paths
+
+    if kind == "hybrid":
+        raise ModelNotFound("the hybrid decoder is not available in this version; use --decoder phrase or generative")
+    if kind == "generative":
+        from .decoders.generative import GenerativeDecoder
+        from .generation import GenerationConfig
+
+        path = Path(generative_path) if generative_path else default_paths()["generative"]
+        if (path / "decoder" / "config.json").exists() and not (path / "config.json").exists():
+            path = path / "decoder"
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
+        encoder = _artifact_encoder(path, model)
+        decoder = GenerativeDecoder.load(path, encoder=encoder)
+        gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
+        decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
+        return decoder, encoder
+    from .config import PhraseDecoderConfig
+    from .decoders import PhraseBankDecoder
     from .phrasebank import PhraseBank
 
-    if kind != "phrase":
-        raise ModelNotFound(
-            f"the {kind} decoder is not available in this version: no trained model ships yet; use --decoder phrase"
-        )
     path = Path(bank_path) if bank_path else default_paths()["bank"]
     if not (path / "config.json").exists():
         raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
-    bank_meta = json.loads((path / "config.json").read_text())
-    encoder = TextEncoder(model or bank_meta.get("encoder", "all-mpnet-base-v2"))
+    encoder = _artifact_encoder(path, model)
     loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
     config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
     changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
@@ -359,8 +382,7 @@ def _read_vectors(source: str) -> np.ndarray:
 @click.option("--text", "texts", multiple=True, help="Encode this text first, then decode its vector; repeatable.")
 @_decoder_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per vector (text, score, candidates, timings).")
-def decode(vectors: str | None, texts: tuple[str, ...], kind: str, bank_path: str | None, method: str | None, top_k: int | None,
-           config_file: str | None, model: str | None, as_json: bool) -> None:
+def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder_args: Any) -> None:
     """Decode embeddings (.npy, JSON lines, or - for stdin) into text.
 
     \b
@@ -371,7 +393,7 @@ def decode(vectors: str | None, texts: tuple[str, ...], kind: str, bank_path: st
     """
     if (vectors is None) == (not texts):
         raise click.UsageError("give a vectors file (.npy or JSON lines; - for stdin) or --text, not both")
-    decoder, encoder = _load_decoder(kind, bank_path, method, top_k, config_file, model)
+    decoder, encoder = _load_decoder(**decoder_args)
     matrix = encoder.encode(list(texts)) if texts else _read_vectors(vectors)  # type: ignore[arg-type]
     results = decoder.generate(matrix)
     for result in results if isinstance(results, list) else [results]:
@@ -383,11 +405,10 @@ def decode(vectors: str | None, texts: tuple[str, ...], kind: str, bank_path: st
             click.echo(result.text)
 
 
-def _roundtrip_rows(kind: str, input_file: str, limit: int | None, bank_path: str | None, method: str | None, top_k: int | None,
-                    config_file: str | None, model: str | None) -> Any:
+def _roundtrip_rows(input_file: str, limit: int | None, decoder_args: dict[str, Any]) -> Any:
     from .quality import roundtrip
 
-    decoder, encoder = _load_decoder(kind, bank_path, method, top_k, config_file, model)
+    decoder, encoder = _load_decoder(**decoder_args)
     texts = _read_texts((), input_file, limit)
     return roundtrip(texts, encoder, decoder.decode)
 
@@ -397,15 +418,14 @@ def _roundtrip_rows(kind: str, input_file: str, limit: int | None, bank_path: st
 @click.option("--limit", type=click.IntRange(min=1), help="Use the first N lines.")
 @_decoder_options
 @click.option("--jsonl", "as_jsonl", is_flag=True, help='One {"input", "output", "cosine", "ms"} object per line.')
-def roundtrip_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | None, method: str | None, top_k: int | None,
-                  config_file: str | None, model: str | None, as_jsonl: bool) -> None:
+def roundtrip_cmd(input_file: str, limit: int | None, as_jsonl: bool, **decoder_args: Any) -> None:
     """Encode each line, decode it back, and report the cosine of input and re-encoded output.
 
     \b
     Example:
       lightweight-decoder roundtrip --decoder phrase --input dev.txt --limit 20 --jsonl
     """
-    for row in _roundtrip_rows(kind, input_file, limit, bank_path, method, top_k, config_file, model):
+    for row in _roundtrip_rows(input_file, limit, decoder_args):
         if as_jsonl:
             _emit_json(row.to_dict())
         else:
@@ -419,8 +439,7 @@ def roundtrip_cmd(input_file: str, limit: int | None, kind: str, bank_path: str 
 @click.option("--jsonl", "--json", "as_json", is_flag=True, help="Print one JSON object (the default).")
 @click.option("--table", is_flag=True, help="Print a markdown table instead of JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result (with the per-sentence rows) to this file.")
-def eval_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | None, method: str | None, top_k: int | None,
-             config_file: str | None, model: str | None, as_json: bool, table: bool, out: str | None) -> None:
+def eval_cmd(input_file: str, limit: int | None, as_json: bool, table: bool, out: str | None, **decoder_args: Any) -> None:
     """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence.
 
     \b
@@ -430,7 +449,8 @@ def eval_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | Non
     from . import _atomic
     from .quality import markdown_table, summarize
 
-    rows = list(_roundtrip_rows(kind, input_file, limit, bank_path, method, top_k, config_file, model))
+    kind = decoder_args["kind"]
+    rows = list(_roundtrip_rows(input_file, limit, decoder_args))
     summary = summarize(rows)
     if out:
         _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
@@ -442,32 +462,34 @@ def eval_cmd(input_file: str, limit: int | None, kind: str, bank_path: str | Non
 
 @main.command()
 @click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
-def demo(bank_path: str | None) -> None:
-    """Encode example sentences and round-trip them through the shipped decoders.
+@click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model).")
+def demo(bank_path: str | None, generative_path: str | None) -> None:
+    """Round-trip example sentences through every shipped decoder: input, output, cosine, time.
 
     \b
     Example:
       lightweight-decoder demo
     """
-    from .decoders import PhraseBankDecoder
-    from .encoder import TextEncoder
-    from .paths import default_paths
-    from .phrasebank import PhraseBank
+    from .errors import ModelNotFound
     from .quality import roundtrip
 
-    encoder = TextEncoder()
-    click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
-    path = Path(bank_path) if bank_path else default_paths()["bank"]
-    if not (path / "config.json").exists():
-        raise click.ClickException(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
-    loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
-    decoder = PhraseBankDecoder(loaded, encoder=encoder)
-    click.echo(f"Module 3: PhraseBankDecoder over {len(loaded):,} entries ({loaded.config.index_factory})\n")
-    click.echo(f"{'cosine':>6} {'ms':>7}  input -> output")
-    for row in roundtrip(EXAMPLES, encoder, decoder.decode):
-        click.echo(f"{row.cosine:6.3f} {row.ms:7.1f}  {row.input}\n{'':16}-> {row.output}")
-    if not (default_paths()["generative"] / "config.json").exists():
-        click.echo("\nThe generative and hybrid decoders are not shipped in this version.")
+    shown = 0
+    for kind in ("phrase", "generative"):
+        try:
+            decoder, encoder = _load_decoder(kind, bank_path=bank_path, generative_path=generative_path)
+        except ModelNotFound as exc:
+            if kind == "phrase":
+                raise
+            click.echo(f"\n[{kind}] skipped: {exc}")
+            continue
+        if shown == 0:
+            click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
+        click.echo(f"\n[{kind}] {decoder!r}")
+        click.echo(f"{'cosine':>6} {'ms':>7}  input -> output")
+        for row in roundtrip(EXAMPLES, encoder, decoder.decode):
+            click.echo(f"{row.cosine:6.3f} {row.ms:7.1f}  {row.input}\n{'':16}-> {row.output}")
+        shown += 1
+    click.echo("\n[hybrid] not available in this version.")
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m`

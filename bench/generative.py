@@ -1,0 +1,115 @@
+"""Generative decoder: BLEU / exact match / cosine on every dev file, latency per sentence at batch 1 and
+64 (greedy and beam 4), parameter count, peak RSS of the decoder alone, and a plot of dev BLEU against
+training steps (from the training log).
+
+    python bench/generative.py [--model models/default/generative] [--limit 300] [--log DIR/train_log.jsonl]
+
+Writes bench/results/generative.json and bench/results/generative_bleu.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import REPO, RESULTS, SHARED, dev_sentences, machine, write_result
+
+
+def _peak_rss_child(model_dir: str, vectors: np.ndarray, queue) -> None:
+    """In a fresh process: load only the decoder, generate, report peak RSS (MB)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "src"))
+    from lightweight_decoder.decoders.generative import GenerativeDecoder
+
+    decoder = GenerativeDecoder.load(model_dir)
+    decoder.generate(vectors, batch_size=64)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
+    start = time.perf_counter()
+    if batch == 1:
+        for v in vectors:
+            decoder.generate(v, num_beams=num_beams)
+    else:
+        decoder.generate(vectors, batch_size=batch, num_beams=num_beams)
+    return (time.perf_counter() - start) * 1000.0 / len(vectors)
+
+
+def _plot(log_path: Path) -> str | None:
+    if not log_path.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if "bleu" in line]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["bleu"] for r in rows], marker="o", label="dev BLEU (greedy)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("BLEU")
+    ax2 = ax.twinx()
+    ax2.plot([r["step"] for r in rows], [r["lm"] for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
+    ax2.set_ylabel("loss")
+    fig.legend(loc="upper center", ncol=2, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = RESULTS / "generative_bleu.png"
+    fig.savefig(out, dpi=100)
+    return out.name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "models" / "default" / "generative"))
+    parser.add_argument("--limit", type=int, default=300, help="sentences per dev file")
+    parser.add_argument("--latency-n", type=int, default=64)
+    parser.add_argument("--log", help="train_log.jsonl for the BLEU-vs-steps plot (default: the model folder's)")
+    args = parser.parse_args()
+
+    from lightweight_decoder.decoders.generative import GenerativeDecoder
+    from lightweight_decoder.encoder import TextEncoder
+    from lightweight_decoder.quality import roundtrip, summarize
+
+    encoder = TextEncoder()
+    decoder = GenerativeDecoder.load(args.model, encoder=encoder)
+    quality = []
+    for path in sorted((SHARED / "eval").glob("*_dev.txt")):
+        texts = dev_sentences(path.name, n=args.limit)
+        summary = summarize(list(roundtrip(texts, encoder, lambda v: decoder.generate(v).text)))
+        quality.append({"file": path.name, "decoding": "greedy", **summary})
+        print(quality[-1], flush=True)
+    vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="bf16")
+    bare = GenerativeDecoder.load(args.model)  # no encoder: time generation alone
+    latency = [{"batch_size": b, "num_beams": nb, "ms_per_sentence": round(_latency(bare, vectors, b, nb), 2)}
+               for b in (1, 64) for nb in (1, 4)]
+    for row in latency:
+        row["sentences_per_s"] = round(1000.0 / row["ms_per_sentence"], 1)
+        print(row, flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_rss_child, args=(args.model, vectors, queue))
+    child.start()
+    peak = queue.get(timeout=600)
+    child.join()
+    log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
+    path = write_result("generative", {
+        "command": "python bench/generative.py", "machine": machine(), "model": args.model,
+        "parameters": bare.model.num_parameters(), "training": bare.metadata,
+        "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "plot": _plot(log),
+    })
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
