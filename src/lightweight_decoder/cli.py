@@ -289,6 +289,52 @@ def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None,
     click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 
 
+# ---- Module 2 ------------------------------------------------------------------------------------
+@main.group()
+def core() -> None:
+    """Train and inspect Module 2, the cubic lattice core.
+
+    \b
+    Example:
+      lightweight-decoder core train --pairs pairs.tsv --out my-core --epochs 20
+    """
+
+
+@core.command("train")
+@click.option("--pairs", required=True, type=click.Path(exists=True, dir_okay=False), help="TSV: source<TAB>target per line.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the trained core (written atomically).")
+@click.option("--mode", type=click.Choice(["transform", "autoencoder"]), default="transform", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--steps", "lattice_steps", type=click.IntRange(min=0), default=4, show_default=True, help="Lattice update steps T.")
+@click.option("--channels", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--encoder", "model", default="all-mpnet-base-v2", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the held-out metrics as JSON.")
+def core_train(pairs: str, out: str, mode: str, epochs: int, lattice_steps: int, channels: int, model: str, seed: int, as_json: bool) -> None:
+    """Train a core on text pairs; report held-out cosine against the untrained baseline.
+
+    \b
+    Example:
+      lightweight-decoder core train --pairs questions_answers.tsv --out qa-core
+    """
+    from .cubic_core import CubicCoreConfig, read_pairs, train_core
+    from .encoder import TextEncoder
+
+    sources, targets = read_pairs(pairs)
+    encoder = TextEncoder(model)
+    src = encoder.encode(sources, precision="bf16")
+    tgt = encoder.encode(targets, precision="bf16") if mode == "transform" else None
+    config = CubicCoreConfig(dimension=encoder.dimension, channels=channels, steps=lattice_steps, mode=mode)
+    trained = train_core(src, tgt, config, epochs=epochs, seed=seed, checkpoint=Path(out).with_name(Path(out).name + ".checkpoint"))
+    trained.save(out, encoder_name=encoder.name)
+    if as_json:
+        _emit_json(trained.metrics)
+    else:
+        m = trained.metrics
+        click.echo(f"held-out cosine to target: untrained (identity) {m['heldout_baseline_cosine']:.4f} -> trained {m['heldout_trained_cosine']:.4f} "
+                   f"({m['heldout_pairs']} pairs); saved to {out}")
+
+
 # ---- decoding ------------------------------------------------------------------------------------
 def _decoder_options(func: Any) -> Any:
     options = [
@@ -405,27 +451,33 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
             click.echo(result.text)
 
 
-def _roundtrip_rows(input_file: str, limit: int | None, decoder_args: dict[str, Any]) -> Any:
+def _roundtrip_rows(input_file: str, limit: int | None, decoder_args: dict[str, Any], core_dir: str | None = None) -> Any:
     from .quality import roundtrip
 
     decoder, encoder = _load_decoder(**decoder_args)
     texts = _read_texts((), input_file, limit)
-    return roundtrip(texts, encoder, decoder.decode)
+    if core_dir is None:
+        return roundtrip(texts, encoder, decoder.decode)
+    from .cubic_core import CubicCore
+
+    module2 = CubicCore.load(core_dir, encoder_name=encoder.name, dimension=encoder.dimension)
+    return roundtrip(texts, encoder, decoder.decode, vectors=module2.transform(encoder.encode(texts)))
 
 
 @main.command("roundtrip")
 @click.option("-i", "--input", "input_file", required=True, type=click.Path(allow_dash=True, dir_okay=False), help="One sentence per line; - for stdin.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use the first N lines.")
 @_decoder_options
+@click.option("--core", "core_dir", type=click.Path(exists=True, file_okay=False), help="Pass the vectors through this cubic core (Module 2) first.")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help='One {"input", "output", "cosine", "ms"} object per line.')
-def roundtrip_cmd(input_file: str, limit: int | None, as_jsonl: bool, **decoder_args: Any) -> None:
+def roundtrip_cmd(input_file: str, limit: int | None, core_dir: str | None, as_jsonl: bool, **decoder_args: Any) -> None:
     """Encode each line, decode it back, and report the cosine of input and re-encoded output.
 
     \b
     Example:
       lightweight-decoder roundtrip --decoder phrase --input dev.txt --limit 20 --jsonl
     """
-    for row in _roundtrip_rows(input_file, limit, decoder_args):
+    for row in _roundtrip_rows(input_file, limit, decoder_args, core_dir):
         if as_jsonl:
             _emit_json(row.to_dict())
         else:
@@ -436,10 +488,11 @@ def roundtrip_cmd(input_file: str, limit: int | None, as_jsonl: bool, **decoder_
 @click.option("-i", "--input", "input_file", required=True, type=click.Path(allow_dash=True, dir_okay=False), help="One sentence per line; - for stdin.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use the first N lines.")
 @_decoder_options
+@click.option("--core", "core_dir", type=click.Path(exists=True, file_okay=False), help="Pass the vectors through this cubic core (Module 2) first.")
 @click.option("--jsonl", "--json", "as_json", is_flag=True, help="Print one JSON object (the default).")
 @click.option("--table", is_flag=True, help="Print a markdown table instead of JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result (with the per-sentence rows) to this file.")
-def eval_cmd(input_file: str, limit: int | None, as_json: bool, table: bool, out: str | None, **decoder_args: Any) -> None:
+def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: bool, table: bool, out: str | None, **decoder_args: Any) -> None:
     """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence.
 
     \b
@@ -450,7 +503,7 @@ def eval_cmd(input_file: str, limit: int | None, as_json: bool, table: bool, out
     from .quality import markdown_table, summarize
 
     kind = decoder_args["kind"]
-    rows = list(_roundtrip_rows(input_file, limit, decoder_args))
+    rows = list(_roundtrip_rows(input_file, limit, decoder_args, core_dir))
     summary = summarize(rows)
     if out:
         _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
@@ -458,6 +511,36 @@ def eval_cmd(input_file: str, limit: int | None, as_json: bool, table: bool, out
         click.echo(markdown_table([{"decoder": kind, **summary}], ["decoder", *summary]))
     else:
         _emit_json(summary)
+
+
+@main.command("pipeline")
+@click.argument("texts", nargs=-1)
+@click.option("-i", "--input", "input_file", type=click.Path(allow_dash=True, dir_okay=False), help="One text per line; - for stdin.")
+@click.option("--core", "core_dir", type=click.Path(exists=True, file_okay=False), help="Cubic core folder (Module 2); none = identity.")
+@_decoder_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per text.")
+def pipeline_cmd(texts: tuple[str, ...], input_file: str | None, core_dir: str | None, as_json: bool, **decoder_args: Any) -> None:
+    """Run Modules 1 -> 2 -> 3 on texts: encode, transform with the core, decode.
+
+    \b
+    Example:
+      lightweight-decoder pipeline "Where can I eat near the station?" --core qa-core
+    """
+    from .pipeline import Pipeline
+
+    items = _read_texts(texts, input_file)
+    decoder, encoder = _load_decoder(**decoder_args)
+    module2 = None
+    if core_dir:
+        from .cubic_core import CubicCore
+
+        module2 = CubicCore.load(core_dir, encoder_name=encoder.name, dimension=encoder.dimension)
+    results = Pipeline(encoder, decoder, module2)(items)
+    for text, result in zip(items, results):
+        if as_json:
+            _emit_json({"input": text, "output": result.text, "score": round(result.score, 6), "core": result.details.get("core")})
+        else:
+            click.echo(result.text)
 
 
 @main.command()

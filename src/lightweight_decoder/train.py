@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from . import _atomic
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import BaseConfig, _check, _is_int, _is_number
 from .errors import InvalidInput
 
@@ -135,30 +135,6 @@ def _bow_targets(targets, vocab_size: int, specials: tuple[int, ...]):
     return bow
 
 
-def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict) -> None:
-    from safetensors.torch import save_file, save_model
-
-    with _atomic.atomic_dir(folder) as tmp:
-        save_model(model, str(tmp / "model.safetensors"))
-        tensors = {f"{idx}.{key}": value.detach().contiguous() for idx, entry in optimizer.state_dict()["state"].items()
-                   for key, value in entry.items()}
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        _atomic.write_json(tmp / "state.json", state)
-
-
-def _load_checkpoint(folder: Path, model: Any, optimizer: Any) -> dict:
-    from safetensors.torch import load_file, load_model
-
-    load_model(model, str(folder / "model.safetensors"))
-    flat = load_file(str(folder / "optimizer.safetensors"))
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in flat.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    return json.loads((folder / "state.json").read_text())
-
-
 def evaluate(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
     """Greedy decoding of ``vectors``: BLEU, exact match and (with an encoder) cosine against ``texts``."""
     from .quality import bleu, exact_match
@@ -230,7 +206,7 @@ def train(
     ckpt = out / "checkpoint"
     state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps, "tokens_seen": 0}
     if (ckpt / "state.json").exists():
-        state = _load_checkpoint(ckpt, model, optimizer)
+        state = load_checkpoint(ckpt, model, optimizer)
         state["total_steps"] = max(cfg.steps, state["step"] + 1) if cfg.minutes is None else state["total_steps"]
         logger.info("resumed at step %d", state["step"])
     total = state["total_steps"]
@@ -284,7 +260,7 @@ def train(
             log(record)
             logger.info("step %d: %s", state["step"], record)
         if state["step"] % cfg.checkpoint_every == 0 or done:
-            _save_checkpoint(ckpt, model, optimizer, state)
+            save_checkpoint(ckpt, model, optimizer, state)
             save_decoder()
         if done:
             break
