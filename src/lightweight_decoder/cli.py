@@ -353,17 +353,20 @@ def _decoder_options(func: Any) -> Any:
     return func
 
 
-def _artifact_encoder(path: Path, model: str | None) -> Any:
+def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any:
+    """The encoder an artifact was built with (or ``model``); ``encoder``, if given, is reused as is."""
     from .encoder import TextEncoder
 
+    if encoder is not None:
+        return encoder
     meta = json.loads((path / "config.json").read_text())
     return TextEncoder(model or meta.get("encoder", "all-mpnet-base-v2"))
 
 
 def _load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                   top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
-                  model: str | None = None) -> tuple[Any, Any]:
-    """(decoder, encoder) for the CLI."""
+                  model: str | None = None, encoder: Any = None) -> tuple[Any, Any]:
+    """(decoder, encoder) for the CLI and the server; a given ``encoder`` is reused instead of loading one."""
     from .errors import ModelNotFound
     from .paths import default_paths
 
@@ -378,7 +381,7 @@ def _load_decoder(kind: str, bank_path: str | None = None, generative_path: str 
             path = path / "decoder"
         if not (path / "config.json").exists():
             raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
-        encoder = _artifact_encoder(path, model)
+        encoder = _artifact_encoder(path, model, encoder)
         decoder = GenerativeDecoder.load(path, encoder=encoder)
         gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
         decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
@@ -390,7 +393,7 @@ def _load_decoder(kind: str, bank_path: str | None = None, generative_path: str 
     path = Path(bank_path) if bank_path else default_paths()["bank"]
     if not (path / "config.json").exists():
         raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
-    encoder = _artifact_encoder(path, model)
+    encoder = _artifact_encoder(path, model, encoder)
     loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
     config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
     changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
@@ -541,6 +544,29 @@ def pipeline_cmd(texts: tuple[str, ...], input_file: str | None, core_dir: str |
             _emit_json({"input": text, "output": result.text, "score": round(result.score, 6), "core": result.details.get("core")})
         else:
             click.echo(result.text)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
+@click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
+@click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model, if any).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Largest batch accepted (larger -> 413).")
+@click.option("--max-text-chars", type=click.IntRange(min=1), default=2000, show_default=True)
+def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, max_batch: int, max_text_chars: int) -> None:
+    """Serve /encode, /decode, /roundtrip, /health, /info and /metrics over HTTP.
+
+    \b
+    Example:
+      lightweight-decoder serve --port 8000
+      curl -s localhost:8000/roundtrip -d '{"texts": ["The cat sat on the mat."]}' -H 'content-type: application/json'
+    """
+    import uvicorn
+
+    from .server import ServerConfig, create_app
+
+    app = create_app(ServerConfig(bank=bank_path, generative=generative_path, max_batch=max_batch, max_text_chars=max_text_chars))
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 @main.command()
