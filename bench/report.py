@@ -69,6 +69,37 @@ def phrasebank_section(res: dict) -> list[str]:
     return lines
 
 
+def generative_section(res: dict) -> list[str]:
+    t = res.get("training") or {}
+    lines = [
+        "## Generative decoder (Variant 2)",
+        "",
+        f"`{res['command']}`: {res['parameters']:,} parameters; trained {t.get('steps', '?')} steps "
+        f"({t.get('train_seconds', '?')} s) on {t.get('train_texts', '?')} sentences. {_machine(res['machine'])}.",
+        "",
+        markdown_table(res["quality"], ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
+        "",
+        markdown_table(res["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
+        "",
+        f"Peak RSS of a process that loads only the decoder and generates a batch of 64: {res['peak_rss_mb_decoder_only']} MB.",
+        "",
+    ]
+    if res.get("plot"):
+        lines += [f"![dev BLEU against training steps](results/{res['plot']})", ""]
+    return lines
+
+
+def service_section(res: dict) -> list[str]:
+    return [
+        "## HTTP service",
+        "",
+        f"`{res['command']}`: {res['note']}. {_machine(res['machine'])}.",
+        "",
+        markdown_table(res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms"]),
+        "",
+    ]
+
+
 def _plot_scale(rows: list[dict]) -> None:
     import matplotlib
 
@@ -103,6 +134,10 @@ def main() -> None:
         lines += encoder_section(enc)
     if (bank := _load("phrasebank")) is not None:
         lines += phrasebank_section(bank)
+    if (gen := _load("generative")) is not None:
+        lines += generative_section(gen)
+    if (svc := _load("service")) is not None:
+        lines += service_section(svc)
     OUT.write_text("\n".join(lines))
     print(f"wrote {OUT}")
 
