@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import click
 import numpy as np
 
 from . import __version__
 from .errors import DecoderError
+from .loading import load_decoder, read_vectors
 
 EXAMPLES = [
     "The cat sat on the mat.",
@@ -353,79 +354,6 @@ def _decoder_options(func: Any) -> Any:
     return func
 
 
-def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any:
-    """The encoder an artifact was built with (or ``model``); ``encoder``, if given, is reused as is."""
-    from .encoder import TextEncoder
-
-    if encoder is not None:
-        return encoder
-    meta = json.loads((path / "config.json").read_text())
-    return TextEncoder(model or meta.get("encoder", "all-mpnet-base-v2"))
-
-
-def _load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
-                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
-                  model: str | None = None, encoder: Any = None) -> tuple[Any, Any]:
-    """(decoder, encoder) for the CLI and the server; a given ``encoder`` is reused instead of loading one."""
-    from .errors import ModelNotFound
-    from .paths import default_paths
-
-    if kind == "hybrid":
-        raise ModelNotFound("the hybrid decoder is not available in this version; use --decoder phrase or generative")
-    if kind == "generative":
-        from .decoders.generative import GenerativeDecoder
-        from .generation import GenerationConfig
-
-        path = Path(generative_path) if generative_path else default_paths()["generative"]
-        if (path / "decoder" / "config.json").exists() and not (path / "config.json").exists():
-            path = path / "decoder"
-        if not (path / "config.json").exists():
-            raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
-        encoder = _artifact_encoder(path, model, encoder)
-        decoder = GenerativeDecoder.load(path, encoder=encoder)
-        gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
-        decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
-        return decoder, encoder
-    from .config import PhraseDecoderConfig
-    from .decoders import PhraseBankDecoder
-    from .phrasebank import PhraseBank
-
-    path = Path(bank_path) if bank_path else default_paths()["bank"]
-    if not (path / "config.json").exists():
-        raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
-    encoder = _artifact_encoder(path, model, encoder)
-    loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
-    config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
-    changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
-    return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder
-
-
-def _read_vectors(source: str) -> np.ndarray:
-    """Vectors from a .npy file, or JSON lines (a list, or an object with "embedding") from a file or '-'."""
-    from .errors import CorruptArtifact
-
-    if source != "-" and source.endswith(".npy"):
-        try:
-            return np.load(source, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise CorruptArtifact(f"{source}: not a readable .npy array ({exc})") from None
-    from .data import iter_json_lines
-
-    rows = []
-    with click.open_file(source, encoding="utf-8") as fh:
-        for lineno, obj in iter_json_lines(fh, source):
-            vec = obj.get("embedding") if isinstance(obj, dict) else obj
-            if not isinstance(vec, list):
-                raise CorruptArtifact(f"{source}:{lineno}: expected a list of numbers or an object with 'embedding'")
-            rows.append(vec)
-    if not rows:
-        raise click.UsageError(f"no vectors in {source}")
-    lengths = {len(r) for r in rows}
-    if len(lengths) != 1:
-        raise CorruptArtifact(f"{source}: vectors of different lengths {sorted(lengths)}")
-    return np.asarray(rows, dtype=np.float32)
-
-
 @main.command()
 @click.argument("vectors", required=False, type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--text", "texts", multiple=True, help="Encode this text first, then decode its vector; repeatable.")
@@ -442,8 +370,8 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
     """
     if (vectors is None) == (not texts):
         raise click.UsageError("give a vectors file (.npy or JSON lines; - for stdin) or --text, not both")
-    decoder, encoder = _load_decoder(**decoder_args)
-    matrix = encoder.encode(list(texts)) if texts else _read_vectors(vectors)  # type: ignore[arg-type]
+    decoder, encoder = load_decoder(**decoder_args)
+    matrix = encoder.encode(list(texts)) if texts else read_vectors(vectors)  # type: ignore[arg-type]
     results = decoder.generate(matrix)
     for result in results if isinstance(results, list) else [results]:
         if as_json:
@@ -457,7 +385,7 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
 def _roundtrip_rows(input_file: str, limit: int | None, decoder_args: dict[str, Any], core_dir: str | None = None) -> Any:
     from .quality import roundtrip
 
-    decoder, encoder = _load_decoder(**decoder_args)
+    decoder, encoder = load_decoder(**decoder_args)
     texts = _read_texts((), input_file, limit)
     if core_dir is None:
         return roundtrip(texts, encoder, decoder.decode)
@@ -532,7 +460,7 @@ def pipeline_cmd(texts: tuple[str, ...], input_file: str | None, core_dir: str |
     from .pipeline import Pipeline
 
     items = _read_texts(texts, input_file)
-    decoder, encoder = _load_decoder(**decoder_args)
+    decoder, encoder = load_decoder(**decoder_args)
     module2 = None
     if core_dir:
         from .cubic_core import CubicCore
@@ -585,7 +513,7 @@ def demo(bank_path: str | None, generative_path: str | None) -> None:
     shown = 0
     for kind in ("phrase", "generative"):
         try:
-            decoder, encoder = _load_decoder(kind, bank_path=bank_path, generative_path=generative_path)
+            decoder, encoder = load_decoder(kind, bank_path=bank_path, generative_path=generative_path)
         except ModelNotFound as exc:
             if kind == "phrase":
                 raise

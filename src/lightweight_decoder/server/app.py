@@ -51,13 +51,13 @@ class _State:
         self.metrics_lock = threading.Lock()
 
     def load(self) -> None:
-        from ..cli import _load_decoder
+        from ..loading import load_decoder
         from ..errors import ModelNotFound
 
-        decoder, self.encoder = _load_decoder("phrase", bank_path=self.config.bank, model=self.config.encoder)
+        decoder, self.encoder = load_decoder("phrase", bank_path=self.config.bank, model=self.config.encoder)
         self.decoders["phrase"] = decoder
         try:
-            self.decoders["generative"], _ = _load_decoder("generative", generative_path=self.config.generative, encoder=self.encoder)
+            self.decoders["generative"], _ = load_decoder("generative", generative_path=self.config.generative, encoder=self.encoder)
         except ModelNotFound as exc:
             if self.config.generative is not None:
                 raise

@@ -1,0 +1,92 @@
+"""Loading artifacts for the command line and the server: decoders by kind, vectors from files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptArtifact, InvalidInput
+
+__all__ = ["load_decoder", "read_vectors"]
+
+
+def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any:
+    """The encoder an artifact was built with (or ``model``); ``encoder``, if given, is reused as is."""
+    from .encoder import TextEncoder
+
+    if encoder is not None:
+        return encoder
+    meta = json.loads((path / "config.json").read_text())
+    return TextEncoder(model or meta.get("encoder", "all-mpnet-base-v2"))
+
+
+def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
+                 top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
+                 model: str | None = None, encoder: Any = None) -> tuple[Any, Any]:
+    """Load a decoder by kind (``phrase`` or ``generative``) with the encoder it was built for.
+
+    Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
+    Returns ``(decoder, encoder)``.
+
+    >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
+    """
+    from .errors import ModelNotFound
+    from .paths import default_paths
+
+    if kind == "hybrid":
+        raise ModelNotFound("the hybrid decoder is not available in this version; use --decoder phrase or generative")
+    if kind == "generative":
+        from .decoders.generative import GenerativeDecoder
+        from .generation import GenerationConfig
+
+        path = Path(generative_path) if generative_path else default_paths()["generative"]
+        if (path / "decoder" / "config.json").exists() and not (path / "config.json").exists():
+            path = path / "decoder"
+        if not (path / "config.json").exists():
+            raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
+        encoder = _artifact_encoder(path, model, encoder)
+        decoder = GenerativeDecoder.load(path, encoder=encoder)
+        gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
+        decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
+        return decoder, encoder
+    from .config import PhraseDecoderConfig
+    from .decoders import PhraseBankDecoder
+    from .phrasebank import PhraseBank
+
+    path = Path(bank_path) if bank_path else default_paths()["bank"]
+    if not (path / "config.json").exists():
+        raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
+    encoder = _artifact_encoder(path, model, encoder)
+    loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
+    changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
+    return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder
+
+
+def read_vectors(source: str) -> np.ndarray:
+    """Vectors from a .npy file, or JSON lines (a list, or an object with "embedding") from a file or '-'."""
+    if source != "-" and source.endswith(".npy"):
+        try:
+            return np.load(source, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise CorruptArtifact(f"{source}: not a readable .npy array ({exc})") from None
+    from .data import iter_json_lines
+
+    rows = []
+    with contextlib.nullcontext(sys.stdin) if source == "-" else open(source, encoding="utf-8") as fh:  # never close stdin
+        for lineno, obj in iter_json_lines(fh, source):
+            vec = obj.get("embedding") if isinstance(obj, dict) else obj
+            if not isinstance(vec, list):
+                raise CorruptArtifact(f"{source}:{lineno}: expected a list of numbers or an object with 'embedding'")
+            rows.append(vec)
+    if not rows:
+        raise InvalidInput(f"no vectors in {source}")
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise CorruptArtifact(f"{source}: vectors of different lengths {sorted(lengths)}")
+    return np.asarray(rows, dtype=np.float32)
