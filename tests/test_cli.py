@@ -95,8 +95,8 @@ def test_decode_errors_are_friendly(tmp_path):
     assert broken.exit_code == 1 and "bad.jsonl:1" in broken.output
     other = runner.invoke(main, ["decode", "--text", "x", "--bank", str(out), "--model", "all-mpnet-base-v2"])
     assert other.exit_code == 1 and "IncompatibleArtifact" in other.output
-    hybrid = runner.invoke(main, ["decode", "--text", "x", "--decoder", "hybrid"])
-    assert hybrid.exit_code == 1 and "hybrid" in hybrid.output and "Traceback" not in hybrid.output
+    missing_bank = runner.invoke(main, ["decode", "--text", "x", "--decoder", "hybrid", "--bank", str(tmp_path / "none")])
+    assert missing_bank.exit_code == 1 and "no phrase bank" in missing_bank.output and "Traceback" not in missing_bank.output
 
 
 def test_roundtrip_and_eval_contract(tmp_path):
@@ -119,6 +119,13 @@ def test_roundtrip_and_eval_contract(tmp_path):
     assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
     table = runner.invoke(main, ["eval", "--input", str(dev), "--bank", str(out), "--table"])
     assert table.output.startswith("| decoder | n | bleu")
+    hybrid = runner.invoke(main, ["roundtrip", "--decoder", "hybrid", "--input", str(dev), "--bank", str(out), "--limit", "2", "--jsonl",
+                                  "--generative", str(tmp_path / "no-model-here")])
+    assert hybrid.exit_code == 1 and "no generative decoder" in hybrid.output  # an explicit path must exist
+    (tmp_path / "hybrid.json").write_text(json.dumps({"num_steps": 1, "tau": 0.99}))
+    hybrid = runner.invoke(main, ["eval", "--decoder", "hybrid", "--input", str(dev), "--bank", str(out), "--config", str(tmp_path / "hybrid.json")])
+    assert hybrid.exit_code == 0, hybrid.output
+    assert json.loads(hybrid.output)["exact_match"] == 0.75
 
 
 def test_train_then_roundtrip_generative(tmp_path):

@@ -122,15 +122,16 @@ def info(as_json: bool) -> None:
 
 
 def _shipped_details() -> dict[str, Any]:
+    """Sizes of the shipped artifacts, read from their config.json files (no model is loaded)."""
     from .paths import default_paths
 
     details: dict[str, Any] = {}
-    bank_cfg = default_paths()["bank"] / "config.json"
-    if bank_cfg.exists():
+    for name, key, field in (("bank", "bank_entries", "size"), ("generative", "generative_parameters", "parameters")):
+        config = default_paths()[name] / "config.json"
         try:
-            details["bank_entries"] = int(json.loads(bank_cfg.read_text())["size"])
+            details[key] = int(json.loads(config.read_text())[field])
         except (ValueError, KeyError, OSError):
-            pass
+            continue
     return details
 
 
@@ -346,7 +347,7 @@ def _decoder_options(func: Any) -> Any:
         click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
         click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-                     help="Decoder config JSON: PhraseDecoderConfig fields (phrase) or GenerationConfig fields (generative)."),
+                     help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
         click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
     ]
     for option in reversed(options):
@@ -507,26 +508,23 @@ def demo(bank_path: str | None, generative_path: str | None) -> None:
     Example:
       lightweight-decoder demo
     """
+    from .decoders.hybrid import HybridDecoder
     from .errors import ModelNotFound
     from .quality import roundtrip
 
-    shown = 0
-    for kind in ("phrase", "generative"):
-        try:
-            decoder, encoder = load_decoder(kind, bank_path=bank_path, generative_path=generative_path)
-        except ModelNotFound as exc:
-            if kind == "phrase":
-                raise
-            click.echo(f"\n[{kind}] skipped: {exc}")
-            continue
-        if shown == 0:
-            click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
+    phrase, encoder = load_decoder("phrase", bank_path=bank_path)
+    decoders: dict[str, Any] = {"phrase": phrase}
+    try:
+        decoders["generative"], _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
+    except ModelNotFound as exc:
+        click.echo(f"[generative] skipped: {exc}")
+    decoders["hybrid"] = HybridDecoder(phrase, decoders.get("generative"), encoder)
+    click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
+    for kind, decoder in decoders.items():
         click.echo(f"\n[{kind}] {decoder!r}")
         click.echo(f"{'cosine':>6} {'ms':>7}  input -> output")
         for row in roundtrip(EXAMPLES, encoder, decoder.decode):
             click.echo(f"{row.cosine:6.3f} {row.ms:7.1f}  {row.input}\n{'':16}-> {row.output}")
-        shown += 1
-    click.echo("\n[hybrid] not available in this version.")
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m`

@@ -39,7 +39,17 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     from .paths import default_paths
 
     if kind == "hybrid":
-        raise ModelNotFound("the hybrid decoder is not available in this version; use --decoder phrase or generative")
+        from .decoders.hybrid import HybridConfig, HybridDecoder
+
+        phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder)
+        try:
+            generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
+        except ModelNotFound:
+            if generative_path is not None:
+                raise
+            generator = None  # bank candidates and edits only
+        config = HybridConfig.load(config_file) if config_file else HybridConfig()
+        return HybridDecoder(phrase, generator, encoder, config), encoder
     if kind == "generative":
         from .decoders.generative import GenerativeDecoder
         from .generation import GenerationConfig

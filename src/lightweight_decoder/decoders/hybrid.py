@@ -1,0 +1,191 @@
+"""Variant 3: candidates from the phrase bank and the generator, judged by the encoder, then corrected.
+
+1. Fast path: if the bank's best match already has cosine >= ``tau``, return it.
+2. Otherwise pool the bank's top-k and the generator's beam and samples, re-encode them in one batch,
+   and keep the one closest to the target.
+3. Correction: up to ``num_steps`` rounds of edits of the current best (word and phrase substitutions,
+   insertions and deletions, drawn from the pooled candidates), re-encoded in one batch per round; keep
+   the best; stop when cosine stops improving or the budget (``max_encoder_calls``, ``max_seconds``) is spent.
+
+>>> hybrid = HybridDecoder(phrase_decoder, generative_decoder, encoder)   # doctest: +SKIP
+>>> result = hybrid.generate(vector); result.details["route"]             # doctest: +SKIP
+'corrected'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..config import BaseConfig, _check, _is_int, _is_number
+from ..errors import IncompatibleArtifact
+from ..phrasebank import as_query_matrix
+from .base import Candidate, DecodeResult, PerformanceMonitor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..encoder import TextEncoder
+    from .generative import GenerativeDecoder
+    from .phrase import PhraseBankDecoder
+
+__all__ = ["HybridConfig", "HybridDecoder", "propose_edits"]
+
+_CLAUSE = re.compile(r",\s+|;\s+|\s+(?=(?:and|but|which|who|while|after|because|in|of|with)\s)")
+
+
+@dataclasses.dataclass
+class HybridConfig(BaseConfig):
+    """Routing, candidate and correction budget settings of :class:`HybridDecoder`."""
+
+    tau: float = 0.97
+    bank_k: int = 10
+    num_beams: int = 4
+    num_samples: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    num_steps: int = 5
+    edits_per_step: int = 48
+    max_encoder_calls: int = 40
+    max_seconds: float = 1.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(_is_number(self.tau) and -1 <= self.tau <= 1.01, f"tau must be a cosine in [-1, 1] (above 1 disables the fast path), got {self.tau!r}")
+        for name in ("bank_k", "edits_per_step", "max_encoder_calls"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
+        for name in ("num_beams", "num_samples", "num_steps", "seed"):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
+        _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
+        _check(_is_number(self.max_seconds) and self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds!r}")
+
+
+def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) -> list[str]:
+    """Up to ``n`` distinct edits of ``text``: substitute, insert or delete a word; replace a span with a
+    phrase from ``pool``; append a phrase. Words and phrases are drawn from ``pool`` (candidate texts)."""
+    words = text.split()
+    vocab = sorted({w for t in pool for w in t.split()})
+    phrases = sorted({c.strip() for t in pool for c in _CLAUSE.split(t) if 1 < len(c.split()) <= 8})
+    out: dict[str, None] = {}
+    attempts = 0
+    while len(out) < n and attempts < 20 * n:
+        attempts += 1
+        op = rng.integers(5)
+        i = int(rng.integers(len(words))) if words else 0
+        if op == 0 and words and vocab:  # substitute a word
+            new = words[:i] + [vocab[rng.integers(len(vocab))]] + words[i + 1:]
+        elif op == 1 and vocab:  # insert a word
+            new = words[:i] + [vocab[rng.integers(len(vocab))]] + words[i:]
+        elif op == 2 and len(words) > 1:  # delete a word
+            new = words[:i] + words[i + 1:]
+        elif op == 3 and words and phrases:  # replace a span with a phrase
+            span = int(rng.integers(1, 5))
+            new = words[:i] + phrases[rng.integers(len(phrases))].split() + words[i + span:]
+        elif op == 4 and phrases:  # append a phrase
+            new = words + phrases[rng.integers(len(phrases))].split()
+        else:
+            continue
+        candidate = " ".join(new)
+        if candidate and candidate != text:
+            out[candidate] = None
+    return list(out)
+
+
+class HybridDecoder:
+    """Phrase bank + generator, re-ranked and corrected with the encoder as the judge."""
+
+    def __init__(self, phrase_decoder: "PhraseBankDecoder", generative_decoder: "GenerativeDecoder | None",
+                 encoder: "TextEncoder", config: HybridConfig | None = None) -> None:
+        for name, dim in (("phrase decoder", phrase_decoder.embedding_dim),
+                          ("generative decoder", generative_decoder.embedding_dim if generative_decoder else encoder.dimension)):
+            if dim != encoder.dimension:
+                raise IncompatibleArtifact(f"{name} reads {dim}-D vectors; encoder {encoder.name} makes {encoder.dimension}-D")
+        self.phrase, self.generator, self.encoder = phrase_decoder, generative_decoder, encoder
+        self.config = config or HybridConfig()
+        self.embedding_dim = encoder.dimension
+        self.monitor = PerformanceMonitor()
+
+    def __repr__(self) -> str:
+        return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
+
+    def decode(self, vectors: np.ndarray, **overrides: Any) -> str | list[str]:
+        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts."""
+        result = self.generate(vectors, **overrides)
+        return [r.text for r in result] if isinstance(result, list) else result.text
+
+    def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
+        """Decode with detail: route, steps, encoder calls and the cosine after each step in ``details``.
+
+        ``overrides`` are :class:`HybridConfig` fields for this call (e.g. ``num_steps=20``).
+        """
+        cfg = self.config.replace(**overrides) if overrides else self.config
+        queries, single = as_query_matrix(vectors, self.embedding_dim)
+        start = time.perf_counter()
+        results = [self._one(q, cfg) for q in queries]
+        self.monitor.record(time.perf_counter() - start, n=len(results))
+        return results[0] if single else results
+
+    def _score(self, texts: list[str], query: np.ndarray) -> np.ndarray:
+        return self.encoder.encode(texts) @ query
+
+    def _one(self, query: np.ndarray, cfg: HybridConfig) -> DecodeResult:
+        start = time.perf_counter()
+        rng = np.random.default_rng(cfg.seed)
+        bank = self.phrase.generate(query, top_k=cfg.bank_k, method="greedy")
+        candidates = [Candidate(c.text, c.score, "bank") for c in bank.candidates]
+        trace = [bank.score]
+        timings = {"bank_ms": (time.perf_counter() - start) * 1000.0}
+        if bank.score >= cfg.tau:
+            timings["total_ms"] = timings["bank_ms"]
+            return DecodeResult(bank.text, bank.score, "hybrid", candidates, timings,
+                                details={"route": "fast_path", "steps": 0, "encoder_calls": 0, "cosine_per_step": trace})
+        pool = [c.text for c in candidates]
+        if self.generator is not None:
+            t = time.perf_counter()
+            if cfg.num_beams:
+                beam = self.generator.generate(query, num_beams=max(cfg.num_beams, 1), num_return_sequences=cfg.num_beams)
+                pool += [c.text for c in beam.candidates]
+            if cfg.num_samples:
+                sampled = self.generator.generate(query, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+                                                  num_return_sequences=cfg.num_samples, seed=cfg.seed, num_beams=1)
+                pool += [c.text for c in sampled.candidates]
+            timings["generate_ms"] = (time.perf_counter() - t) * 1000.0
+        pool = [t for t in dict.fromkeys(pool) if t.strip()]
+        t = time.perf_counter()
+        scores = self._score(pool, query)
+        calls = 1
+        best = int(np.argmax(scores))
+        current, current_score = pool[best], float(scores[best])
+        trace.append(current_score)
+        known = {text: float(s) for text, s in zip(pool, scores)}
+        route, steps = "rerank", 0
+        for _ in range(cfg.num_steps):
+            if calls >= cfg.max_encoder_calls or time.perf_counter() - start >= cfg.max_seconds:
+                break
+            edits = [e for e in propose_edits(current, pool, rng, cfg.edits_per_step) if e not in known]
+            if not edits:
+                break
+            edit_scores = self._score(edits, query)
+            calls += 1
+            known.update(zip(edits, map(float, edit_scores)))
+            top = int(np.argmax(edit_scores))
+            if edit_scores[top] <= current_score + 1e-5:
+                break  # no edit helps: a local optimum
+            current, current_score = edits[top], float(edit_scores[top])
+            steps += 1
+            route = "corrected"
+            trace.append(current_score)
+        timings["judge_ms"] = (time.perf_counter() - t) * 1000.0
+        timings["total_ms"] = (time.perf_counter() - start) * 1000.0
+        ranked = sorted(known.items(), key=lambda kv: -kv[1])[:20]
+        return DecodeResult(current, current_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
+                            details={"route": route, "steps": steps, "encoder_calls": calls, "cosine_per_step": trace})
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "decoder": "hybrid", "bank_size": len(self.phrase.bank),
+                "generator": self.generator is not None, **self.monitor.stats()}

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lightweight_decoder.decoders import PhraseBankDecoder
+from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder, propose_edits
+from lightweight_decoder.errors import ConfigError, IncompatibleArtifact
+from lightweight_decoder.phrasebank import PhraseBank
+
+from .conftest import BANK_TEXTS
+
+
+@pytest.fixture(scope="module")
+def generator(small_encoder):
+    from lightweight_decoder.decoders.generative import create_generative_decoder
+
+    # untrained: its candidates are noise, which the encoder-as-judge must not be fooled by
+    return create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300, max_len=12)
+
+
+@pytest.fixture(scope="module")
+def bank(small_encoder):
+    return PhraseBank.build(BANK_TEXTS + ["A quiet town.", "The village was small."], small_encoder)
+
+
+def test_fast_path_returns_bank_sentences(bank, generator, small_encoder):
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, small_encoder)
+    result = hybrid.generate(small_encoder.encode(BANK_TEXTS[3]))
+    assert result.text == BANK_TEXTS[3]
+    assert result.details["route"] == "fast_path" and result.details["encoder_calls"] == 0
+
+
+def test_correction_improves_monotonically_and_reports_exact_cosine(bank, generator, small_encoder):
+    target_text = "The river flooded the town after three days of heavy rain."
+    target = small_encoder.encode(target_text)
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, small_encoder,
+                           HybridConfig(num_steps=20, edits_per_step=300, max_encoder_calls=30, max_seconds=60))
+    result = hybrid.generate(target)
+    trace = result.details["cosine_per_step"]
+    bank_best = bank.search(target, 1)[0][0].score
+    assert trace[0] == pytest.approx(bank_best, abs=1e-5)
+    assert all(b >= a - 1e-6 for a, b in zip(trace, trace[1:]))
+    assert result.details["route"] == "corrected" and result.details["steps"] >= 1
+    assert result.score > bank_best + 0.01
+    assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ target), abs=1e-4)
+    assert "town" in result.text
+
+
+def test_budget_limits_encoder_calls(bank, generator, small_encoder):
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, small_encoder, HybridConfig(max_encoder_calls=1, num_steps=20))
+    result = hybrid.generate(small_encoder.encode("Completely unrelated words about astronomy and telescopes."))
+    assert result.details["encoder_calls"] == 1 and result.details["steps"] == 0 and result.details["route"] == "rerank"
+    batch = hybrid.generate(small_encoder.encode(["A dog barked loudly.", BANK_TEXTS[0]]), num_steps=0)
+    assert [r.details["route"] for r in batch] == ["rerank", "fast_path"]
+
+
+def test_works_without_a_generator(bank, small_encoder):
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, HybridConfig(num_steps=3))
+    assert isinstance(hybrid.decode(small_encoder.encode("A small village by a river.")), str)
+
+
+def test_propose_edits_are_seeded_and_distinct():
+    pool = ["The river flooded the village.", "A quiet town, near the hills."]
+    a = propose_edits("The river flooded the village.", pool, np.random.default_rng(0), 30)
+    b = propose_edits("The river flooded the village.", pool, np.random.default_rng(0), 30)
+    assert a == b and len(a) == len(set(a)) == 30 and "The river flooded the village." not in a
+
+
+def test_config_and_dimension_checks(bank, generator, small_encoder):
+    with pytest.raises(ConfigError, match="tau"):
+        HybridConfig(tau=2.0)
+    with pytest.raises(ConfigError, match="max_seconds"):
+        HybridConfig(max_seconds=0)
+
+    class EncoderDouble:  # test double: claims another dimension
+        name, dimension = "double", 768
+
+    with pytest.raises(IncompatibleArtifact):
+        HybridDecoder(PhraseBankDecoder(bank), generator, EncoderDouble())
