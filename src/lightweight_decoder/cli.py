@@ -475,6 +475,47 @@ def pipeline_cmd(texts: tuple[str, ...], input_file: str | None, core_dir: str |
             click.echo(result.text)
 
 
+@main.command("tune")
+@click.option("-i", "--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False), help="Dev sentences, one per line.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Dev sentences per evaluation.")
+@_decoder_options
+@click.option("--population", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--generations", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--latency-weight", type=click.FloatRange(min=0), default=0.01, show_default=True, help="BLEU points lost per ms per sentence.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where to save the best config (JSON, for --config).")
+def tune(input_file: str, limit: int, population: int, generations: int, latency_weight: float, seed: int, out: str, **decoder_args: Any) -> None:
+    """Evolutionary search of decoding parameters: maximise dev BLEU minus a latency penalty.
+
+    \b
+    Example:
+      lightweight-decoder tune --decoder hybrid --input dev.txt --limit 50 --out hybrid.json
+      lightweight-decoder eval --decoder hybrid --input dev.txt --config hybrid.json
+    """
+    from .quality import roundtrip, summarize
+    from .tuning import SEARCH_SPACES, GenerationParameterOptimizer, apply_config, current_config
+
+    kind = decoder_args["kind"]
+    decoder, encoder = load_decoder(**decoder_args)
+    texts = _read_texts((), input_file, limit)
+    targets = encoder.encode(texts)
+    base = current_config(decoder, kind)
+    space = SEARCH_SPACES[kind]
+
+    def objective(params: dict[str, Any]) -> float:
+        apply_config(decoder, kind, base.replace(**params))
+        summary = summarize(list(roundtrip(texts, encoder, decoder.decode, vectors=targets)))
+        return summary["bleu"] - latency_weight * summary["ms_per_sentence"]
+
+    start = {k: getattr(base, k) for k in space}
+    result = GenerationParameterOptimizer(space, objective, population=population, generations=generations, seed=seed,
+                                          initial=[start]).run(show_progress_bar=True)
+    best = base.replace(**result.params)
+    best.save(out)
+    _emit_json({"decoder": kind, "objective": round(result.score, 4), "start_objective": round(objective(start), 4),
+                "best": result.params, "evaluations": result.evaluations, "history": result.history, "saved": out})
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
