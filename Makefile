@@ -38,6 +38,8 @@ test: install-dev
 bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/encoder.py
 	HF_HUB_OFFLINE=1 $(PY) bench/phrasebank.py
+	HF_HUB_OFFLINE=1 $(PY) bench/generative.py
+	HF_HUB_OFFLINE=1 $(PY) bench/hybrid.py
 	HF_HUB_OFFLINE=1 $(PY) bench/service.py
 	$(PY) bench/report.py
 

@@ -89,6 +89,20 @@ def generative_section(res: dict) -> list[str]:
     return lines
 
 
+def hybrid_section(res: dict) -> list[str]:
+    return [
+        "## Hybrid decoder (Variant 3)",
+        "",
+        f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}. "
+        f"{_machine(res['machine'])}.",
+        "",
+        markdown_table(res["results"], ["file", "decoder", "num_steps", "encoder_calls", "bleu", "exact_match", "cosine", "ms_per_sentence"]),
+        "",
+        f"![quality against correction budget](results/{res['plot']})",
+        "",
+    ]
+
+
 def service_section(res: dict) -> list[str]:
     return [
         "## HTTP service",
@@ -136,6 +150,8 @@ def main() -> None:
         lines += phrasebank_section(bank)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
+    if (hyb := _load("hybrid")) is not None:
+        lines += hybrid_section(hyb)
     if (svc := _load("service")) is not None:
         lines += service_section(svc)
     OUT.write_text("\n".join(lines))

@@ -126,3 +126,26 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def plot_quality_vs_budget(rows: Sequence[dict], path: str, *, x: str = "num_steps") -> None:
+    """Save a PNG of BLEU and cosine against a budget column (``num_steps`` or ``encoder_calls``), one line per file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_bleu, ax_cos) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in dict.fromkeys(r["file"] for r in rows):
+        points = sorted((r for r in rows if r["file"] == name), key=lambda r: r[x])
+        ax_bleu.plot([r[x] for r in points], [r["bleu"] for r in points], marker="o", label=name)
+        ax_cos.plot([r[x] for r in points], [r["cosine"] for r in points], marker="o", label=name)
+    for ax, label in ((ax_bleu, "BLEU"), (ax_cos, "cosine of re-encoded output")):
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax_bleu.legend(fontsize=8)
+    fig.suptitle("HybridDecoder quality against correction budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
