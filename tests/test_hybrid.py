@@ -39,11 +39,12 @@ def test_correction_improves_monotonically_and_reports_exact_cosine(bank, genera
     result = hybrid.generate(target)
     trace = result.details["cosine_per_step"]
     bank_best = bank.search(target, 1)[0][0].score
-    assert trace[0] == pytest.approx(bank_best, abs=1e-5)
+    assert result.details["bank_score"] == pytest.approx(bank_best, abs=1e-5)
+    assert trace[0] >= bank_best - 2e-3  # the ranked pool contains the bank's best (judged in bf16)
     assert all(b >= a - 1e-6 for a, b in zip(trace, trace[1:]))
     assert result.details["route"] == "corrected" and result.details["steps"] >= 1
     assert result.score > bank_best + 0.01
-    assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ target), abs=1e-4)
+    assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ target), abs=2e-3)  # judged in bf16
     assert "town" in result.text
 
 

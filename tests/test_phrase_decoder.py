@@ -52,7 +52,7 @@ def test_beam_search_composes_when_it_beats_single_entries(small_encoder):
     result = decoder.generate(target)
     assert result.details["parts"] == 2 and "river" in result.text and "rain" in result.text
     assert result.score > max(h.score for h in bank.search(target, 4)[0])
-    assert np.isclose(result.score, small_encoder.encode(result.text) @ target, atol=1e-4)
+    assert np.isclose(result.score, small_encoder.encode(result.text) @ target, atol=2e-3)  # re-encoded in bf16
     # a bank sentence is still returned verbatim: no composition beats it
     assert decoder.decode(small_encoder.encode(texts[2])) == texts[2]
 
@@ -165,7 +165,7 @@ def test_index_only_bank_reranks_close_hits_exactly(small_encoder):
     assert decoder.decode(vectors) == BANK_TEXTS
     assert len(BANK_TEXTS) * 2 <= counter.texts <= len(BANK_TEXTS) * decoder.config.top_k  # a wide margin re-encodes many hits
     result = decoder.generate(small_encoder.encode("The cat sat on the mat!"))
-    assert np.isclose(result.score, small_encoder.encode(result.text) @ small_encoder.encode("The cat sat on the mat!"), atol=1e-4)
+    assert np.isclose(result.score, small_encoder.encode(result.text) @ small_encoder.encode("The cat sat on the mat!"), atol=2e-3)
     tight = CountingEncoderDouble(small_encoder)
     PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=0.0, cache_size=0), encoder=tight).decode(vectors[0])
     assert tight.texts <= 1  # a clear winner needs no re-encoding

@@ -112,3 +112,14 @@ def test_bank_without_vectors_uses_index_scores(rng):
     assert bank.vectors is None
     assert bank.search(vectors[7], 1)[0][0].id == 7
     np.testing.assert_allclose(bank.vector([7])[0], vectors[7], atol=1e-6)
+
+
+def test_saved_folder_has_ordinary_permissions(tmp_path, small_bank):
+    import os
+    import stat
+
+    small_bank.save(tmp_path / "bank")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "bank").stat().st_mode) == 0o777 & ~mask
+    assert stat.S_IMODE((tmp_path / "bank" / "config.json").stat().st_mode) == 0o666 & ~mask

@@ -150,12 +150,15 @@ class PhraseDecoderConfig(BaseConfig):
     (compositions of entries scored by re-encoding), ``context_aware`` (uses the session history).
     rerank / rerank_margin: for banks that keep no vectors (e.g. PQ), hits whose approximate score is
     within ``rerank_margin`` of the best are re-encoded and ordered by exact cosine.
+    encode_precision: precision of those re-encodings (and of ``beam_search``'s); bf16 is ~3x faster on
+    CPUs with bf16 instructions and agrees with fp32 to a cosine of ~1e-4.
     """
 
     method: str = "greedy"
     top_k: int = 10
     rerank: bool = True
     rerank_margin: float = 0.05
+    encode_precision: str = "bf16"
     strict: bool = True
     postprocess: bool = True
     cache_size: int = 1024
@@ -179,5 +182,6 @@ class PhraseDecoderConfig(BaseConfig):
             value = getattr(self, name)
             _check(_is_number(value) and 0.0 <= value <= 1.0, f"{name} must be a number in [0, 1], got {value!r}")
         _check(_is_number(self.session_ttl) and self.session_ttl > 0, f"session_ttl must be > 0 seconds, got {self.session_ttl!r}")
+        _check(self.encode_precision in PRECISIONS, f"encode_precision must be one of {PRECISIONS}, got {self.encode_precision!r}")
         for name in ("rerank", "strict", "postprocess"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false")

@@ -124,9 +124,9 @@ class PhraseBankDecoder:
         start = time.perf_counter()
         try:
             queries, single, bad = self._checked(vectors)
-        except DecoderError as exc:
+        except DecoderError:
             self.monitor.record(time.perf_counter() - start, error=True)
-            raise exc
+            raise
         results: list[DecodeResult | None] = [None] * queries.shape[0]
         for row, message in bad.items():
             results[row] = DecodeResult(text="", score=0.0, method=method, fallback_used=True, error=message)
@@ -143,7 +143,8 @@ class PhraseBankDecoder:
         for i in todo:
             cached = self.cache.get(keys[i]) if use_cache else None
             if cached is not None:
-                results[i] = DecodeResult(**{**cached.__dict__, "timings": {"total_ms": 0.0}, "details": {**cached.details, "cached": True}})
+                results[i] = DecodeResult(**{**cached.__dict__, "candidates": list(cached.candidates), "timings": {"total_ms": 0.0},
+                                             "details": {**cached.details, "cached": True}})
             else:
                 misses.append(i)
         if misses:
@@ -224,13 +225,17 @@ class PhraseBankDecoder:
         close = [h for h in hits if h.score >= hits[0].score - self.config.rerank_margin]
         if len(close) < 2:
             return hits
-        scores = self.encoder.encode([h.text for h in close]) @ query
+        scores = self._encode([h.text for h in close]) @ query
         rescored = sorted((Hit(h.text, float(s), h.id) for h, s in zip(close, scores)), key=lambda h: -h.score)
         return rescored + hits[len(close):]
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        assert self.encoder is not None  # callers check
+        return self.encoder.encode(texts, precision=self.config.encode_precision)
+
     def _vectors_of(self, hits: list[Hit]) -> np.ndarray:
         if self.bank.vectors is None and self.encoder is not None:
-            return self.encoder.encode([h.text for h in hits])
+            return self._encode([h.text for h in hits])
         return self.bank.vector([h.id for h in hits])
 
     def _assemble(self, method: str, query: np.ndarray, hits: list[Hit], session_id: str | None) -> DecodeResult:
@@ -305,7 +310,7 @@ class PhraseBankDecoder:
             if not expansions:
                 break
             texts = [join_pieces(list(p)) for p in expansions]
-            scores = self.encoder.encode(texts) @ query
+            scores = self._encode(texts) @ query
             encoder_calls += 1
             scored = [(p, float(s)) for p, s in zip(expansions, scores)]
             candidates.extend(Candidate(t, s, "composition") for t, (_, s) in zip(texts, scored))
