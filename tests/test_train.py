@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightweight_decoder.decoders.generative import GenerativeDecoder, create_generative_decoder
-from lightweight_decoder.errors import CorruptArtifact, IncompatibleArtifact, InvalidEmbedding
+from lightweight_decoder.errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidEmbedding
 from lightweight_decoder.train import TrainConfig, _Batches, learning_rate, train
 
 from .conftest import BANK_TEXTS
@@ -115,3 +115,18 @@ def test_untrained_factory(small_encoder):
     decoder = create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300)
     assert decoder.model.num_parameters() < 1_000_000
     assert isinstance(decoder.decode(small_encoder.encode("hello")), str)
+
+
+def test_minutes_alone_fit_the_schedule_and_stop(tmp_path, corpus, small_encoder):
+    texts, vectors = corpus
+    cfg = TrainConfig(steps=None, minutes=0.05, batch_size=16, eval_every=10_000, checkpoint_every=10_000, precision="fp32")
+    train(tmp_path / "m", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cfg,
+          model_overrides=TINY, show_progress_bar=False)
+    state = json.loads((tmp_path / "m" / "checkpoint" / "state.json").read_text())
+    assert state["total_steps"] < 10**9 and state["step"] <= state["total_steps"]
+    explicit = TrainConfig(steps=7, minutes=10.0, batch_size=16, eval_every=10_000, checkpoint_every=10_000, precision="fp32")
+    train(tmp_path / "s", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=explicit,
+          model_overrides=TINY, show_progress_bar=False)
+    assert json.loads((tmp_path / "s" / "checkpoint" / "state.json").read_text())["step"] == 7  # --steps is kept
+    with pytest.raises(ConfigError, match="steps or minutes"):
+        TrainConfig(steps=None)

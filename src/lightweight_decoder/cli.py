@@ -284,7 +284,7 @@ def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None,
     if dev_file:
         dev_texts = _read_texts((), dev_file)[:200]
         dev_vectors = encoder.encode(dev_texts, precision="bf16")
-    config = TrainConfig(steps=steps or 10**9, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
+    config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          checkpoint_every=eval_every, seed=seed)
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder)

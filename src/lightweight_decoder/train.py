@@ -38,9 +38,14 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrainConfig(BaseConfig):
-    """Optimisation settings. ``steps`` sets the schedule; ``minutes`` (optional) fits it to a time budget."""
+    """Optimisation settings.
 
-    steps: int = 2000
+    ``steps`` sets the schedule length. ``minutes`` stops training at a deadline; given without ``steps``,
+    the schedule is fitted to the deadline from the speed of the first 20 steps (optimistic under the
+    length curriculum, so the deadline, not the schedule, usually ends such a run).
+    """
+
+    steps: int | None = 2000
     minutes: float | None = None
     batch_size: int = 64
     lr: float = 1e-3
@@ -58,7 +63,9 @@ class TrainConfig(BaseConfig):
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len"):
+        _check(self.steps is not None or self.minutes is not None, "give steps or minutes")
+        _check(self.steps is None or (_is_int(self.steps) and self.steps >= 1), f"steps must be an int >= 1, got {self.steps!r}")
+        for name in ("batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len"):
             value = getattr(self, name)
             _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
         for name in ("warmup_steps", "curriculum_steps", "seed"):
@@ -204,11 +211,14 @@ def train(
 
     # 4. resume
     ckpt = out / "checkpoint"
-    state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps, "tokens_seen": 0}
+    fit_to_deadline = cfg.steps is None
+    state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps or 10**9, "tokens_seen": 0}
     if (ckpt / "state.json").exists():
         state = load_checkpoint(ckpt, model, optimizer)
-        state["total_steps"] = max(cfg.steps, state["step"] + 1) if cfg.minutes is None else state["total_steps"]
-        logger.info("resumed at step %d", state["step"])
+        if cfg.steps is not None:  # an explicit --steps sets (or extends) the schedule
+            state["total_steps"] = max(cfg.steps, state["step"] + 1)
+        fit_to_deadline = False
+        logger.info("resumed at step %d of %d", state["step"], state["total_steps"])
     total = state["total_steps"]
     deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes else None
     log_path = out / "train_log.jsonl"
@@ -244,7 +254,7 @@ def train(
         state["tokens_seen"] += int((targets != mc.pad_id).sum())
         bar.update(1)
         bar.set_postfix(loss=f"{losses['lm'].item():.3f}", lr=f"{group['lr']:.2e}")
-        if deadline is not None and state["step"] == 20 and state["total_steps"] == cfg.steps:
+        if fit_to_deadline and deadline is not None and state["step"] == 20:
             per_step = state["elapsed_s"] / 20  # fit the schedule to the time budget once it is measured
             total = state["total_steps"] = max(21, int(20 + (deadline - now) / per_step))
             bar.total = total
