@@ -227,6 +227,22 @@ def resolve_model_path(model: str | os.PathLike[str] = DEFAULT_MODEL) -> tuple[P
     return Path(list(module.submodule_search_locations)[0]) / spec.folder_in_package, spec.name
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load-time logging and progress bars, then restore the caller's settings."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _check_texts(texts: Sequence[object]) -> list[str]:
     out = []
     for i, text in enumerate(texts):
@@ -252,12 +268,10 @@ class TextEncoder:
         self.path, self.name = resolve_model_path(model)
         self.device = device
         from sentence_transformers import SentenceTransformer  # heavy: imported on first use
-        import transformers
 
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
         try:
-            self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+            with _quiet_transformers():
+                self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any load failure is a broken folder for the user
             raise CorruptArtifact(f"could not load the encoder from {self.path}: {exc}") from exc
         self._model.eval()
