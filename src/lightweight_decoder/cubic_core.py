@@ -17,7 +17,6 @@ Modes: ``identity`` (no lattice), ``autoencoder`` (trained to restore its input 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import _atomic
-from .config import BaseConfig, _check, _is_int, _is_number
+from .artifacts import read_artifact_config
+from .config import BaseConfig, _check, _is_int
 from .errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
 
 __all__ = ["CubicCoreConfig", "CubicCore", "lattice_shape_for", "train_core", "read_pairs"]
@@ -130,14 +130,7 @@ class CubicCore(nn.Module):
         from safetensors.torch import load_model
 
         path = Path(path)
-        try:
-            meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidInput(f"{path} is not a cubic core folder (no config.json)") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CorruptArtifact(f"{path / 'config.json'}: not readable JSON ({exc})") from exc
-        if meta.get("type") != "cubic_core" or meta.get("format_version") != FORMAT_VERSION:
-            raise IncompatibleArtifact(f"{path / 'config.json'}: not a cubic core of format {FORMAT_VERSION}")
+        meta = read_artifact_config(path, "cubic_core", FORMAT_VERSION, "cubic core")
         core = cls(CubicCoreConfig.from_dict(meta["core"]))
         if (encoder_name and meta.get("encoder") and encoder_name != meta["encoder"]) or (dimension and dimension != core.config.dimension):
             raise IncompatibleArtifact(f"core {path} was trained for {meta.get('encoder')} ({core.config.dimension}-D); "

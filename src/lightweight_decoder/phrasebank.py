@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from . import _atomic
+from .artifacts import read_artifact_config
 from .config import PhraseBankConfig
 from .errors import ConfigError, CorruptArtifact, EmptyBank, IncompatibleArtifact, InvalidEmbedding, InvalidInput
 
@@ -293,17 +294,7 @@ class PhraseBank:
         import faiss
 
         path = Path(path)
-        config_path = path / "config.json"
-        if not config_path.exists():
-            raise InvalidInput(f"{path} is not a phrase bank folder (no config.json)")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CorruptArtifact(f"{config_path}: not readable JSON ({exc})") from exc
-        if meta.get("type") != "phrase_bank":
-            raise IncompatibleArtifact(f"{config_path}: type is {meta.get('type')!r}, not 'phrase_bank'")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise IncompatibleArtifact(f"{config_path}: format_version {meta.get('format_version')!r}; this library reads {FORMAT_VERSION}")
+        meta = read_artifact_config(path, "phrase_bank", FORMAT_VERSION, "phrase bank")
         if (encoder_name is not None and encoder_name != meta["encoder"]) or (dimension is not None and dimension != meta["dimension"]):
             raise IncompatibleArtifact(
                 f"bank {path} was built with {meta['encoder']} ({meta['dimension']}-D); "

@@ -174,7 +174,7 @@ def train(
     import torch
     from tqdm.auto import tqdm
 
-    from .decoders.generative import GenerativeDecoder, create_generative_decoder
+    from .decoders.generative import create_generative_decoder
     from .encoder import cpu_supports_bf16
     from .tokenizer import load_tokenizer, save_tokenizer
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Candidate", "DecodeResult", "Decoder", "PerformanceMonitor", "LRUCache"]
+__all__ = ["Candidate", "DecodeResult", "Decoder", "TextDecoder", "PerformanceMonitor", "LRUCache"]
 
 
 @dataclasses.dataclass
@@ -59,6 +59,18 @@ class Decoder(Protocol):
     def decode(self, vectors: np.ndarray) -> str | list[str]: ...
 
     def generate(self, vectors: np.ndarray, **kwargs: Any) -> DecodeResult | list[DecodeResult]: ...
+
+
+class TextDecoder:
+    """Shared ``decode``: what :meth:`generate` returns, reduced to its text (a list for a matrix)."""
+
+    def generate(self, vectors: np.ndarray, **kwargs: Any) -> "DecodeResult | list[DecodeResult]":  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, vectors: np.ndarray, **kwargs: Any) -> str | list[str]:
+        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts. ``kwargs`` go to ``generate``."""
+        result = self.generate(vectors, **kwargs)
+        return [r.text for r in result] if isinstance(result, list) else result.text
 
 
 class PerformanceMonitor:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -17,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _atomic
+from ..artifacts import read_artifact_config
 from ..errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
 from ..model import ModelConfig, PrefixLM
 from ..phrasebank import as_query_matrix
 from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
-from .base import Candidate, DecodeResult, PerformanceMonitor
+from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
@@ -32,7 +32,7 @@ __all__ = ["GenerativeDecoder", "create_generative_decoder"]
 FORMAT_VERSION = 1
 
 
-class GenerativeDecoder:
+class GenerativeDecoder(TextDecoder):
     """Embedding -> text with a :class:`PrefixLM`. Attach an ``encoder`` to get cosine scores."""
 
     def __init__(self, model: PrefixLM, tokenizer: Any, *, encoder_name: str, generation_config: GenerationConfig | None = None,
@@ -56,10 +56,6 @@ class GenerativeDecoder:
         return f"GenerativeDecoder({self.encoder_name}, {self.model.num_parameters():,} parameters)"
 
     # ---- decoding -----------------------------------------------------------------------------
-    def decode(self, vectors: np.ndarray, **generation_kwargs: Any) -> str | list[str]:
-        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts."""
-        result = self.generate(vectors, **generation_kwargs)
-        return [r.text for r in result] if isinstance(result, list) else result.text
 
     def generate(self, vectors: np.ndarray, batch_size: int = 64, **generation_kwargs: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: text, token ids, cosine after re-encoding (NaN without an encoder), timings.
@@ -138,15 +134,7 @@ class GenerativeDecoder:
         path = Path(path)
         if not (path / "config.json").exists() and (path / "decoder" / "config.json").exists():
             path = path / "decoder"  # a training folder: its latest saved decoder
-        config_path = path / "config.json"
-        if not config_path.exists():
-            raise InvalidInput(f"{path} is not a generative decoder folder (no config.json)")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CorruptArtifact(f"{config_path}: not readable JSON ({exc})") from exc
-        if meta.get("type") != "generative_decoder" or meta.get("format_version") != FORMAT_VERSION:
-            raise IncompatibleArtifact(f"{config_path}: not a generative decoder of format {FORMAT_VERSION}")
+        meta = read_artifact_config(path, "generative_decoder", FORMAT_VERSION, "generative decoder")
         model = PrefixLM(ModelConfig.from_dict(meta["model"]))
         try:
             load_model(model, str(path / "model.safetensors"))

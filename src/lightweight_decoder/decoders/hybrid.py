@@ -25,7 +25,7 @@ import numpy as np
 from ..config import PRECISIONS, BaseConfig, _check, _is_int, _is_number
 from ..errors import IncompatibleArtifact
 from ..phrasebank import as_query_matrix
-from .base import Candidate, DecodeResult, PerformanceMonitor
+from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
@@ -99,7 +99,7 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
     return list(out)
 
 
-class HybridDecoder:
+class HybridDecoder(TextDecoder):
     """Phrase bank + generator, re-ranked and corrected with the encoder as the judge."""
 
     def __init__(self, phrase_decoder: "PhraseBankDecoder", generative_decoder: "GenerativeDecoder | None",
@@ -116,10 +116,6 @@ class HybridDecoder:
     def __repr__(self) -> str:
         return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
 
-    def decode(self, vectors: np.ndarray, **overrides: Any) -> str | list[str]:
-        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts."""
-        result = self.generate(vectors, **overrides)
-        return [r.text for r in result] if isinstance(result, list) else result.text
 
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: route, steps, encoder calls, the bank's best cosine and the cosine after the

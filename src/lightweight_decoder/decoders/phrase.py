@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..config import ASSEMBLY_METHODS, PhraseDecoderConfig
 from ..errors import ConfigError, DecoderError, EmptyBank, InvalidInput
 from ..phrasebank import Hit, PhraseBank, as_query_matrix
 from ..postprocess import join_pieces
-from .base import Candidate, DecodeResult, LRUCache, PerformanceMonitor, timed
+from .base import Candidate, DecodeResult, TextDecoder, LRUCache, PerformanceMonitor, timed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
@@ -40,7 +40,7 @@ class _Session:
         self.last_used = time.monotonic()
 
 
-class PhraseBankDecoder:
+class PhraseBankDecoder(TextDecoder):
     """Decode embeddings by searching a phrase bank.
 
     ``encoder`` is optional for ``greedy``, ``weighted`` and ``context_aware``; ``beam_search`` needs it
@@ -101,10 +101,6 @@ class PhraseBankDecoder:
         return session
 
     # ---- public decoding ----------------------------------------------------------------------
-    def decode(self, vectors: np.ndarray, **kwargs: Any) -> str | list[str]:
-        """A vector ``[D]`` -> text; a matrix ``[N, D]`` -> list of texts."""
-        result = self.generate(vectors, **kwargs)
-        return [r.text for r in result] if isinstance(result, list) else result.text
 
     def generate(
         self,

@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 from ..config import BaseConfig, _check, _is_int
