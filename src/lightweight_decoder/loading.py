@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import CorruptArtifact, InvalidInput
+from .errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["load_decoder", "read_vectors"]
 
@@ -44,9 +47,10 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder)
         try:
             generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
-        except ModelNotFound:
-            if generative_path is not None:
+        except (ModelNotFound, IncompatibleArtifact) as exc:
+            if generative_path is not None:  # asked for by path: it must load
                 raise
+            logger.warning("hybrid decoder without a generator: %s", exc)
             generator = None  # bank candidates and edits only
         config = HybridConfig.load(config_file) if config_file else HybridConfig()
         return HybridDecoder(phrase, generator, encoder, config), encoder
