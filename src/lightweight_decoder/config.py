@@ -49,6 +49,18 @@ class BaseConfig:
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first field that is out of range."""
 
+    def _check_ints(self, *names: str, minimum: int) -> None:
+        """Each named field must be an int >= ``minimum`` (bools are not ints here)."""
+        for name in names:
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= minimum, f"{name} must be an int >= {minimum}, got {value!r}")
+
+    def _check_fractions(self, *names: str) -> None:
+        """Each named field must be a number in [0, 1]."""
+        for name in names:
+            value = getattr(self, name)
+            _check(_is_number(value) and 0.0 <= value <= 1.0, f"{name} must be a number in [0, 1], got {value!r}")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -173,14 +185,10 @@ class PhraseDecoderConfig(BaseConfig):
 
     def validate(self) -> None:
         _check(self.method in ASSEMBLY_METHODS, f"method must be one of {ASSEMBLY_METHODS}, got {self.method!r}")
-        for name in ("top_k", "beam_width", "max_parts", "context_window"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
-        _check(_is_int(self.cache_size) and self.cache_size >= 0, f"cache_size must be an int >= 0, got {self.cache_size!r}")
+        self._check_ints("top_k", "beam_width", "max_parts", "context_window", minimum=1)
+        self._check_ints("cache_size", minimum=0)
         _check(_is_int(self.cache_decimals) and 1 <= self.cache_decimals <= 8, f"cache_decimals must be an int in [1, 8], got {self.cache_decimals!r}")
-        for name in ("consensus_weight", "repeat_penalty", "coherence_weight", "rerank_margin"):
-            value = getattr(self, name)
-            _check(_is_number(value) and 0.0 <= value <= 1.0, f"{name} must be a number in [0, 1], got {value!r}")
+        self._check_fractions("consensus_weight", "repeat_penalty", "coherence_weight", "rerank_margin")
         _check(_is_number(self.session_ttl) and self.session_ttl > 0, f"session_ttl must be > 0 seconds, got {self.session_ttl!r}")
         _check(self.encode_precision in PRECISIONS, f"encode_precision must be one of {PRECISIONS}, got {self.encode_precision!r}")
         for name in ("rerank", "strict", "postprocess"):

@@ -55,9 +55,8 @@ class ModelConfig(BaseConfig):
     eos_id: int = 2
 
     def validate(self) -> None:
-        for name in ("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
+        self._check_ints("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len",
+                         minimum=1)
         _check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
         _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")

@@ -65,17 +65,11 @@ class TrainConfig(BaseConfig):
     def validate(self) -> None:
         _check(self.steps is not None or self.minutes is not None, "give steps or minutes")
         _check(self.steps is None or (_is_int(self.steps) and self.steps >= 1), f"steps must be an int >= 1, got {self.steps!r}")
-        for name in ("batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
-        for name in ("warmup_steps", "curriculum_steps", "seed"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        self._check_ints("batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len", minimum=1)
+        self._check_ints("warmup_steps", "curriculum_steps", "seed", minimum=0)
         _check(self.minutes is None or (_is_number(self.minutes) and self.minutes > 0), f"minutes must be > 0, got {self.minutes!r}")
         _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        for name in ("min_lr_ratio", "noise_std"):
-            value = getattr(self, name)
-            _check(_is_number(value) and 0 <= value <= 1, f"{name} must be in [0, 1], got {value!r}")
+        self._check_fractions("min_lr_ratio", "noise_std")
         _check(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(_is_number(self.grad_clip) and self.grad_clip > 0, "grad_clip must be > 0")
         _check(self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}")

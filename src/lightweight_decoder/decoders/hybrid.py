@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import PRECISIONS, BaseConfig, _check, _is_int, _is_number
+from ..config import PRECISIONS, BaseConfig, _check, _is_number
 from ..errors import IncompatibleArtifact
 from ..phrasebank import as_query_matrix
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
@@ -56,12 +56,8 @@ class HybridConfig(BaseConfig):
 
     def validate(self) -> None:
         _check(_is_number(self.tau) and -1 <= self.tau <= 1.01, f"tau must be a cosine in [-1, 1] (above 1 disables the fast path), got {self.tau!r}")
-        for name in ("bank_k", "edits_per_step", "max_encoder_calls"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 1, f"{name} must be an int >= 1, got {value!r}")
-        for name in ("num_beams", "num_samples", "num_steps", "seed"):
-            value = getattr(self, name)
-            _check(_is_int(value) and value >= 0, f"{name} must be an int >= 0, got {value!r}")
+        self._check_ints("bank_k", "edits_per_step", "max_encoder_calls", minimum=1)
+        self._check_ints("num_beams", "num_samples", "num_steps", "seed", minimum=0)
         _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(_is_number(self.max_seconds) and self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds!r}")

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from ..errors import DecoderError, ModelNotFound
+from ..errors import DecoderError, InvalidEmbedding, InvalidInput, ModelNotFound
 from .schemas import (
     DecodedText,
     DecodeRequest,
@@ -41,8 +41,6 @@ def _state(request: Request) -> Any:
 
 def _check_batch(state: Any, n: int, what: str) -> None:
     if n == 0:
-        from ..errors import InvalidInput
-
         raise InvalidInput(f"{what} is empty")
     if n > state.config.max_batch:
         raise PayloadTooLarge(f"{n} {what} in one request; the limit is {state.config.max_batch}")
@@ -125,8 +123,6 @@ def decode(body: DecodeRequest, request: Request) -> DecodeResponse:
     _check_batch(state, len(body.vectors), "vectors")
     decoder = _decoder(state, body.decoder)
     if len({len(v) for v in body.vectors}) != 1:
-        from ..errors import InvalidEmbedding
-
         raise InvalidEmbedding("all vectors must have the same length")
     matrix = np.asarray(body.vectors, dtype=np.float32)
     if body.decoder == "phrase":
