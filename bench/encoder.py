@@ -1,14 +1,15 @@
 """Module 1 speed: sentences per second at batch 1 and 64, fp32 (baseline) and bf16, median of runs.
 
-    python bench/encoder.py [--runs 3] [--model all-mpnet-base-v2]
+    python bench/encoder.py [--runs 3] [--model all-mpnet-base-v2] [--tag NAME]
 
-Writes bench/results/encoder.json.
+Writes bench/results/encoder.json (encoder_NAME.json with --tag, to keep another machine's results beside it).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -22,6 +23,7 @@ def main() -> None:
     parser.add_argument("--model", default="all-mpnet-base-v2")
     parser.add_argument("--n-batch1", type=int, default=32, help="sentences encoded one by one per run")
     parser.add_argument("--n-batch64", type=int, default=256, help="sentences encoded in batches of 64 per run")
+    parser.add_argument("--tag", help="suffix of the result file, e.g. the kind of CPU")
     args = parser.parse_args()
 
     from lightweight_decoder.encoder import TextEncoder
@@ -51,8 +53,9 @@ def main() -> None:
     baseline = {r["batch_size"]: r["sentences_per_s"] for r in rows if r["precision"] == "fp32"}
     for r in rows:
         r["speedup_vs_fp32"] = round(r["sentences_per_s"] / baseline[r["batch_size"]], 2)
-    path = write_result("encoder", {
-        "command": "python bench/encoder.py",
+    command = "python bench/encoder.py" + "".join(f" {a}" for a in sys.argv[1:])
+    path = write_result(f"encoder_{args.tag}" if args.tag else "encoder", {
+        "command": command,
         "model": encoder.name,
         "dimension": encoder.dimension,
         "input": "first sentences of shared/data/eval/wikipedia_dev.txt",

@@ -3,6 +3,10 @@
 training steps (from the training log).
 
     python bench/generative.py [--model models/default/generative] [--limit 300] [--log DIR/train_log.jsonl]
+                               [--baseline OTHER_DECODER_DIR]
+
+With --baseline, another decoder (e.g. the previously shipped one) is measured on the same sentences in
+the same run.
 
 Writes bench/results/generative.json and bench/results/generative_bleu.png.
 """
@@ -13,6 +17,7 @@ import argparse
 import json
 import multiprocessing
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -54,12 +59,13 @@ def _plot(log_path: Path) -> str | None:
     rows = [json.loads(line) for line in log_path.read_text().splitlines() if "bleu" in line]
     if not rows:
         return None
+    steps = [r.get("cumulative_step", r["step"]) for r in rows]  # runs continued with --init count on
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["step"] for r in rows], [r["bleu"] for r in rows], marker="o", label="dev BLEU (greedy)")
-    ax.set_xlabel("training step")
+    ax.plot(steps, [r["bleu"] for r in rows], marker="o", label="dev BLEU (greedy)")
+    ax.set_xlabel("training step (all runs)")
     ax.set_ylabel("BLEU")
     ax2 = ax.twinx()
-    ax2.plot([r["step"] for r in rows], [r["lm"] for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
+    ax2.plot(steps, [r["lm"] for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
     ax2.set_ylabel("loss")
     fig.legend(loc="upper center", ncol=2, fontsize=8)
     ax.grid(alpha=0.3)
@@ -75,6 +81,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="sentences per dev file")
     parser.add_argument("--latency-n", type=int, default=64)
     parser.add_argument("--log", help="train_log.jsonl for the BLEU-vs-steps plot (default: the model folder's)")
+    parser.add_argument("--baseline", help="another decoder folder, measured on the same sentences for comparison")
     args = parser.parse_args()
 
     from lightweight_decoder.decoders.generative import GenerativeDecoder
@@ -83,13 +90,19 @@ def main() -> None:
 
     encoder = TextEncoder()
     decoder = GenerativeDecoder.load(args.model, encoder=encoder)
-    quality = []
+    baseline = GenerativeDecoder.load(args.baseline, encoder=encoder) if args.baseline else None
+    quality, baseline_quality = [], []
     for path in sorted((SHARED / "eval").glob("*_dev.txt")):
         texts = dev_sentences(path.name, n=args.limit)
-        summary = summarize(list(roundtrip(texts, encoder, lambda v: decoder.generate(v).text)))
+        targets = encoder.encode(texts)
+        summary = summarize(list(roundtrip(texts, encoder, lambda v: decoder.generate(v).text, vectors=targets)))
         quality.append({"file": path.name, "decoding": "greedy", **summary})
         print(quality[-1], flush=True)
-    vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="bf16")
+        if baseline is not None:
+            summary = summarize(list(roundtrip(texts, encoder, lambda v: baseline.generate(v).text, vectors=targets)))
+            baseline_quality.append({"file": path.name, "decoding": "greedy", **summary})
+            print("baseline", baseline_quality[-1], flush=True)
+    vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
     bare = GenerativeDecoder.load(args.model)  # no encoder: time generation alone
     latency = [{"batch_size": b, "num_beams": nb, "ms_per_sentence": round(_latency(bare, vectors, b, nb), 2)}
                for b in (1, 64) for nb in (1, 4)]
@@ -104,9 +117,11 @@ def main() -> None:
     child.join()
     log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
     path = write_result("generative", {
-        "command": "python bench/generative.py", "machine": machine(), "model": args.model,
+        "command": "python bench/generative.py" + "".join(f" {a}" for a in sys.argv[1:]), "machine": machine(), "model": args.model,
         "parameters": bare.model.num_parameters(), "training": bare.metadata,
         "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "plot": _plot(log),
+        **({"baseline": {"model": args.baseline, "parameters": baseline.model.num_parameters(), "training": baseline.metadata,
+                         "quality": baseline_quality}} if baseline is not None else {}),
     })
     print(f"wrote {path}")
 

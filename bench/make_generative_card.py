@@ -16,6 +16,34 @@ from lightweight_decoder.quality import markdown_table
 MODEL = REPO / "models" / "default" / "generative"
 
 
+def _history(t: dict) -> list[str]:
+    """Earlier runs this model was initialised from (``train --init``), newest first."""
+    rows, run = [], t.get("initialised_from")
+    while run:
+        rows.append({"from": run.get("path"), "steps": run.get("steps"), "tokens_seen": run.get("tokens_seen"),
+                     "train_texts": run.get("train_texts"), "minutes": round(run.get("train_seconds", 0) / 60),
+                     "precision": run.get("precision", "bf16")})
+        run = run.get("initialised_from")
+    if not rows:
+        return []
+    return ["", f"It continued from an earlier model (`--init`); {t.get('cumulative_steps', t['steps']):,} steps in all. "
+            "Earlier runs, newest first:", "",
+            markdown_table(rows, ["from", "steps", "tokens_seen", "train_texts", "minutes", "precision"])]
+
+
+def _baseline(bench: dict) -> list[str]:
+    if "baseline" not in bench:
+        return []
+    base = bench["baseline"]
+    rows = []
+    for new, old in zip(bench["quality"], base["quality"]):
+        rows.append({"file": new["file"], "n": new["n"], "bleu before": old["bleu"], "bleu now": new["bleu"],
+                     "token_f1 before": old["token_f1"], "token_f1 now": new["token_f1"],
+                     "cosine before": old["cosine"], "cosine now": new["cosine"]})
+    return [f"Against the decoder it continued from (`--baseline {base['model']}`, same sentences, same run):", "",
+            markdown_table(rows, list(rows[0])), ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--command", required=True, help="the exact training command")
@@ -31,20 +59,23 @@ def main() -> None:
         "",
         f"A {meta['parameters']:,}-parameter decoder-only transformer that writes the text an all-mpnet-base-v2 "
         "(768-D) embedding encodes. It reads the embedding through a learned prefix of "
-        f"{m['prefix_len']} vectors (an MLP maps the embedding to them) and was trained on this project's corpus on 2 CPU cores.",
+        f"{m['prefix_len']} vectors (an MLP maps the embedding to them)"
+        + (" and a linear map of the embedding added to every token's input" if m.get("cond_inject") else "")
+        + ", and was trained on this project's corpus on 2 CPU cores.",
         "",
         "| | |",
         "|---|---|",
         f"| architecture | {m['n_layer']} layers, d_model {m['d_model']}, {m['n_head']} heads, SwiGLU {m['d_ff']}, RMSNorm, rotary positions, tied embeddings |",
-        f"| conditioning | prefix of {m['prefix_len']} vectors from a {m['embedding_dim']} -> {m['prefix_hidden']} -> {m['prefix_len']}x{m['d_model']} MLP; "
-        f"auxiliary bag-of-tokens loss (weight {m['bow_loss_weight']}) |",
+        f"| conditioning | prefix of {m['prefix_len']} vectors from a {m['embedding_dim']} -> {m['prefix_hidden']} -> {m['prefix_len']}x{m['d_model']} MLP"
+        + ("; the embedding's linear map added to every token's input" if m.get("cond_inject") else "")
+        + f"; auxiliary bag-of-tokens loss (weight {m['bow_loss_weight']}) |",
         f"| tokenizer | byte-level BPE, {m['vocab_size']:,} tokens, cased, trained on the training sentences |",
         f"| max length | {m['max_len']} tokens |",
         f"| training | {t['steps']:,} steps, batch {t['train_config']['batch_size']}, AdamW lr {t['train_config']['lr']} "
         f"(warm-up {t['train_config']['warmup_steps']}, cosine decay), noise on inputs up to {t['train_config']['noise_std']}, "
         f"length curriculum over {t['train_config']['curriculum_steps']} steps; {t['tokens_seen']:,} target tokens seen |",
         f"| data | {t['train_texts']:,} sentences (the embedded part of the corpus) |",
-        f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on 2 CPU cores (bf16 autocast) |",
+        f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on 2 CPU cores ({t.get('precision', 'bf16')}) |",
         f"| on disk | {sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file()) / 2**20:.1f} MB |",
         "",
         "## How it was built",
@@ -52,6 +83,7 @@ def main() -> None:
         "```bash",
         args.command,
         "```",
+        *_history(t),
         "",
         "then `decoder/` of the training folder was copied here with its `train_log.jsonl`. The training folder "
         "also holds `checkpoint/` (model and optimizer state), so the same command with a larger `--steps` "
@@ -63,6 +95,7 @@ def main() -> None:
         "",
         markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]),
         "",
+        *_baseline(bench),
         markdown_table(bench["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
         "",
         f"Peak RSS of the decoder alone: {bench['peak_rss_mb_decoder_only']} MB.",

@@ -56,7 +56,7 @@ def scale(args: argparse.Namespace, encoder) -> list[dict]:
     from lightweight_decoder.phrasebank import PhraseBank
 
     rng = np.random.default_rng(0)
-    queries = encoder.encode(dev_sentences(n=args.queries), precision="bf16")
+    queries = encoder.encode(dev_sentences(n=args.queries), precision="auto")
     all_texts, all_vectors, real = _vectors(args.cache, max(args.sizes), rng)
     rows = []
     for size in args.sizes:

@@ -26,7 +26,7 @@ def _machine(m: dict) -> str:
 def encoder_section(res: dict) -> list[str]:
     rows = [{**r, "speedup": f"{r['speedup_vs_fp32']:.2f}x"} for r in res["results"]]
     return [
-        "## Encoder (Module 1)",
+        f"## Encoder (Module 1), on a CPU {'with' if res['machine']['cpu_bf16'] else 'without'} bf16 instructions",
         "",
         f"`{res['command']}`: {res['model']} ({res['dimension']}-D) on {res['input']}; median of runs; "
         f"fp32 is the baseline. {_machine(res['machine'])}.",
@@ -74,11 +74,15 @@ def generative_section(res: dict) -> list[str]:
     lines = [
         "## Generative decoder (Variant 2)",
         "",
-        f"`{res['command']}`: {res['parameters']:,} parameters; trained {t.get('steps', '?')} steps "
-        f"({t.get('train_seconds', '?')} s) on {t.get('train_texts', '?')} sentences. {_machine(res['machine'])}.",
+        f"`{res['command']}`: {res['parameters']:,} parameters; trained {t.get('cumulative_steps', t.get('steps', '?'))} steps "
+        f"in all (the last run: {t.get('steps', '?')} steps, {t.get('train_seconds', '?')} s, on {t.get('train_texts', '?')} sentences). "
+        f"{_machine(res['machine'])}.",
         "",
         markdown_table(res["quality"], ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
         "",
+        *([f"Baseline measured in the same run on the same sentences: `{res['baseline']['model']}`.", "",
+           markdown_table(res["baseline"]["quality"], ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
+           ""] if "baseline" in res else []),
         markdown_table(res["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
         "",
         f"Peak RSS of a process that loads only the decoder and generates a batch of 64: {res['peak_rss_mb_decoder_only']} MB.",
@@ -144,8 +148,8 @@ def main() -> None:
         "`python bench/report.py` renders this page from those files. Re-run them with `make bench`.",
         "",
     ]
-    if (enc := _load("encoder")) is not None:
-        lines += encoder_section(enc)
+    for path in sorted(RESULTS.glob("encoder*.json")):  # encoder.json, and encoder_<tag>.json from other CPUs
+        lines += encoder_section(json.loads(path.read_text()))
     if (bank := _load("phrasebank")) is not None:
         lines += phrasebank_section(bank)
     if (gen := _load("generative")) is not None:

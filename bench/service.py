@@ -74,7 +74,7 @@ def main() -> None:
 
     from lightweight_decoder.encoder import TextEncoder
 
-    vectors = TextEncoder().encode(dev_sentences(n=256), precision="bf16").tolist()
+    vectors = TextEncoder().encode(dev_sentences(n=256), precision="auto").tolist()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -16,6 +16,7 @@ def test_info_json():
     report = json.loads(result.output)
     assert report["known_encoders"]["all-mpnet-base-v2"] == 768
     assert isinstance(report["cpu_bf16"], bool)
+    assert report["auto_precision"] == ("bf16" if report["cpu_bf16"] else "fp32")
     assert report["versions"]["torch"].startswith("2.13.0")
 
 

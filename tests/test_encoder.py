@@ -75,3 +75,21 @@ def test_bf16_matches_fp32(mpnet, shared_data):
     half = mpnet.encode(lines, precision="bf16")
     cos = np.sum(full * half, axis=1)
     assert cos.min() >= 0.999, cos.min()
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_uses_bf16_only_with_native_instructions(monkeypatch, tmp_path, native, expected):
+    from lightweight_decoder import encoder as encoder_module
+    from lightweight_decoder.data import EmbeddingCache, default_cache_dir
+
+    monkeypatch.setattr(encoder_module, "cpu_supports_bf16", lambda: native)
+    assert encoder_module.resolve_precision("auto") == expected
+    assert encoder_module.resolve_precision("fp32") == "fp32" and encoder_module.resolve_precision("bf16") == "bf16"
+    with pytest.raises(ConfigError, match="precision"):
+        encoder_module.resolve_precision("fp16")
+    # a cache records the precision its vectors were made in, never "auto"
+    cache = EmbeddingCache(tmp_path / "cache", encoder_name="m", dimension=4, precision="auto")
+    assert cache.config["precision"] == expected
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b\n")
+    assert f"-{expected}-" in default_cache_dir([corpus], "m", "auto").name

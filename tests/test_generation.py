@@ -117,3 +117,35 @@ def test_presets_fit_their_budgets():
         ModelConfig.preset("huge")
     with pytest.raises(ConfigError, match="divisible"):
         ModelConfig(d_model=100, n_head=3)
+
+
+@pytest.fixture(scope="module")
+def injected_model():
+    """A tiny model whose embedding injection is non-zero (it starts at zero, which would hide misuse)."""
+    torch.manual_seed(2)
+    m = PrefixLM(ModelConfig.preset("tiny", embedding_dim=16, max_len=16, vocab_size=64, cond_inject=True)).eval()
+    torch.nn.init.normal_(m.cond_proj.weight, std=0.5)
+    return m
+
+
+def test_injection_reaches_cached_decoding(injected_model, cond):
+    hyps = generate(injected_model, cond, GenerationConfig(max_new_tokens=10))
+    reference = _naive_greedy(injected_model, cond, 10)
+    for row, ref in zip(hyps, reference):
+        eos = ref.index(injected_model.config.eos_id) if injected_model.config.eos_id in ref else len(ref)
+        assert row[0].tokens == ref[:eos]
+    with torch.no_grad():  # and it matters: without it the model computes something else
+        full, _ = injected_model(cond, torch.full((3, 1), injected_model.config.bos_id))
+        saved = injected_model.cond_proj.weight.clone()
+        injected_model.cond_proj.weight.zero_()
+        plain, _ = injected_model(cond, torch.full((3, 1), injected_model.config.bos_id))
+        injected_model.cond_proj.weight.copy_(saved)
+    assert not torch.allclose(full, plain)
+
+
+def test_batched_beam_search_matches_one_sentence_at_a_time(injected_model, cond):
+    cfg = GenerationConfig(max_new_tokens=8, num_beams=3, num_return_sequences=2)
+    batched = generate(injected_model, cond, cfg)
+    for i in range(cond.shape[0]):
+        alone = generate(injected_model, cond[i:i + 1], cfg)[0]
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in alone]

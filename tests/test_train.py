@@ -111,6 +111,26 @@ def test_schedule_and_curriculum():
     assert inputs.shape[1] <= 5 and (inputs[:, 0] == 1).all()
 
 
+def test_length_grouping_pads_less_and_replays_exactly():
+    rng = np.random.default_rng(0)
+    ids = [[5] * int(n) for n in rng.integers(2, 60, 2000)]
+    vectors = rng.standard_normal((len(ids), 4)).astype(np.float32)
+
+    def padded_width(grouping: int) -> float:
+        cfg = TrainConfig(steps=100, batch_size=32, curriculum_steps=0, noise_std=0.0, length_grouping=grouping)
+        batches = _Batches(ids, vectors, cfg, max_len=64, pad_id=0, bos_id=1)
+        return float(np.mean([batches.get(step)[1].shape[1] for step in range(64)]))
+
+    assert padded_width(8) < 0.7 * padded_width(1)  # random batches pad to ~the longest of 32
+    cfg = TrainConfig(steps=100, batch_size=32, curriculum_steps=0, length_grouping=8)
+    batches = _Batches(ids, vectors, cfg, max_len=64, pad_id=0, bos_id=1)
+    again = _Batches(ids, vectors, cfg, max_len=64, pad_id=0, bos_id=1)
+    for step in (0, 5, 13):  # a function of the step alone, mid-megabatch too (resuming replays nothing)
+        assert all(torch.equal(a, b) for a, b in zip(batches.get(step), again.get(step)))
+    widths = [batches.get(step)[1].shape[1] for step in range(8)]
+    assert widths == sorted(widths)  # one megabatch, served shortest first
+
+
 def test_untrained_factory(small_encoder):
     decoder = create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300)
     assert decoder.model.num_parameters() < 1_000_000
@@ -130,3 +150,36 @@ def test_minutes_alone_fit_the_schedule_and_stop(tmp_path, corpus, small_encoder
     assert json.loads((tmp_path / "s" / "checkpoint" / "state.json").read_text())["step"] == 7  # --steps is kept
     with pytest.raises(ConfigError, match="steps or minutes"):
         TrainConfig(steps=None)
+
+
+def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small_encoder):
+    from lightweight_decoder.errors import InvalidInput
+    from lightweight_decoder.train import _init_decoder
+
+    texts, vectors = corpus
+    source = create_generative_decoder("tiny", small_encoder.dimension, encoder_name=small_encoder.name, texts=texts,
+                                       cond_inject=False, **TINY)
+    source.save(tmp_path / "source")
+    init = _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"cond_inject": True},
+                         load_weights=True, seed=0)
+    assert init.model.cond_proj is not None and source.model.cond_proj is None
+    cond, tokens = torch.from_numpy(vectors[:4]), torch.randint(3, 300, (4, 6))
+    with torch.no_grad():
+        assert torch.equal(init.model(cond, tokens)[0], source.model(cond, tokens)[0])
+    with pytest.raises(InvalidInput, match="d_model"):
+        _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"d_model": 64}, load_weights=True, seed=0)
+    with pytest.raises(IncompatibleArtifact, match="this run trains for"):
+        _init_decoder(tmp_path / "source", 768, "all-mpnet-base-v2", {}, load_weights=True, seed=0)
+
+    # training from it continues from its tokenizer and weights, and a second call resumes the checkpoint
+    cfg = TrainConfig(steps=20, batch_size=16, warmup_steps=2, eval_every=10, checkpoint_every=10, curriculum_steps=0,
+                      precision="fp32")
+    out = tmp_path / "tuned"
+    tuned = train(out, texts, vectors, encoder_name=small_encoder.name, train_config=cfg, model_overrides={"cond_inject": True},
+                  init_from=tmp_path / "source", show_progress_bar=False)
+    assert (out / "tokenizer.json").read_text() == (tmp_path / "source" / "tokenizer.json").read_text()
+    assert tuned.model.cond_proj.weight.abs().sum() > 0  # the injection learned something
+    resumed = train(out, texts, vectors, encoder_name=small_encoder.name, train_config=cfg.replace(steps=30),
+                    model_overrides={"cond_inject": True}, init_from=tmp_path / "source", show_progress_bar=False)
+    assert json.loads((out / "decoder" / "config.json").read_text())["metadata"]["steps"] == 30
+    assert resumed.model.config.cond_inject

@@ -80,7 +80,7 @@ def info(as_json: bool) -> None:
     """
     import importlib.metadata as md
 
-    from .encoder import cache_home, cpu_supports_bf16, known_models
+    from .encoder import cache_home, cpu_supports_bf16, known_models, resolve_precision
     from .paths import default_paths
 
     def version(pkg: str) -> str | None:
@@ -99,6 +99,7 @@ def info(as_json: bool) -> None:
         "default_encoder": {"name": "all-mpnet-base-v2", "path": str(default_model), "unpacked": (default_model / ".complete").exists()},
         "known_encoders": known_models(),
         "cpu_bf16": cpu_supports_bf16(),
+        "auto_precision": resolve_precision("auto"),
         "cpu_count": os.cpu_count(),
         "shipped": {k: {"path": str(v), "present": v.exists()} for k, v in default_paths().items()},
     }
@@ -113,7 +114,8 @@ def info(as_json: bool) -> None:
     enc = report["default_encoder"]
     click.echo(f"default encoder        {enc['name']} at {enc['path']} ({'unpacked' if enc['unpacked'] else 'unpacked on first use'})")
     click.echo(f"known encoders         {', '.join(f'{k} ({v}-D)' for k, v in report['known_encoders'].items())}")
-    click.echo(f"CPU bf16 instructions  {'yes' if report['cpu_bf16'] else 'no'} ({report['cpu_count']} cores)")
+    click.echo(f"CPU bf16 instructions  {'yes' if report['cpu_bf16'] else 'no'} ({report['cpu_count']} cores; "
+               f"precision auto -> {report['auto_precision']})")
     for name, item in report["shipped"].items():
         click.echo(f"shipped {name:<14} {item['path']} ({'present' if item['present'] else 'missing'})")
     for key in ("bank_entries", "generative_parameters"):
@@ -139,7 +141,7 @@ def _shipped_details() -> dict[str, Any]:
 @click.argument("texts", nargs=-1)
 @click.option("-i", "--input", "input_file", type=click.Path(allow_dash=True, dir_okay=False), help="A file with one text per line; - for stdin.")
 @click.option("-m", "--model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="fp32", show_default=True, help="auto: bf16 only on CPUs with bf16 instructions.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help='Print {"text": ..., "embedding": [...]} per text as JSON lines.')
 @click.option("--out", type=click.Path(dir_okay=False), help="Write an [N, D] float32 array to this .npy file.")
@@ -191,7 +193,7 @@ def bank() -> None:
 @click.option("--index", "index_factory", default="Flat", show_default=True, help='faiss factory string: "Flat", "HNSW32", "IVF1024,PQ96", ...')
 @click.option("--vector-dtype", type=click.Choice(["float16", "float32", "none"]), default="float16", show_default=True, help="Keep vectors for exact re-scoring, or only the index.")
 @click.option("-m", "--model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="bf16", show_default=True, help="Encoding precision for the corpus.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True, help="Encoding precision for the corpus (auto: bf16 only on CPUs with bf16 instructions).")
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home, keyed by corpus and options).")
 @click.option("--split-sentences", is_flag=True, help="Split each line into sentences first.")
 @click.option("--min-words", type=click.IntRange(min=1), default=1, show_default=True)
@@ -209,9 +211,10 @@ def bank_build(corpus: tuple[str, ...], out: str, limit: int | None, index_facto
     """
     from .config import PhraseBankConfig
     from .data import EmbeddingCache, default_cache_dir, prepare_corpus
-    from .encoder import TextEncoder
+    from .encoder import TextEncoder, resolve_precision
     from .phrasebank import PhraseBank
 
+    precision = resolve_precision(precision)  # recorded in the bank's metadata as the precision used
     config = PhraseBankConfig(index_factory=index_factory, vector_dtype=vector_dtype, nprobe=nprobe)
     options = {"split": split_sentences, "min_words": min_words, "max_words": max_words, "dedupe": True, "seed": seed}
     texts = prepare_corpus(list(corpus), **options, limit=limit)
@@ -258,36 +261,47 @@ def bank_info(path: str) -> None:
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True)
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False),
+              help="Start from this decoder's weights and tokenizer (e.g. models/default/generative) instead of a new --preset model.")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=200, show_default=True)
+@click.option("--curriculum-steps", type=click.IntRange(min=0), default=1000, show_default=True, help="Steps over which the allowed length grows (0: none).")
+@click.option("--corpus-seed", type=int, default=0, show_default=True,
+              help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Training seed (initialisation, batches, noise).")
 def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str, limit: int | None,
-              dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None, seed: int) -> None:
+              dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None, init_from: str | None,
+              warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably).
 
     \b
     Example:
       lightweight-decoder train --corpus sentences.txt --out my-decoder --preset small --minutes 30 --dev dev.txt
+      lightweight-decoder train --corpus mine.txt --out tuned --init models/default/generative --steps 2000
     """
     from .data import EmbeddingCache, default_cache_dir, prepare_corpus
     from .encoder import TextEncoder
+    from .model import ModelConfig
     from .train import TrainConfig, train
 
     if steps is None and minutes is None:
         raise click.UsageError("give --steps or --minutes")
-    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": 0}
+    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": corpus_seed}
     texts = prepare_corpus(list(corpus), **options, limit=limit)
     encoder = TextEncoder(model)
-    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, "bf16", **options)
-    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision="bf16")
+    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, "auto", **options)
+    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision="auto")
     cache.build(texts, encoder)
     texts, vectors = cache.load(limit=len(texts))
     dev_texts = dev_vectors = None
     if dev_file:
         dev_texts = _read_texts((), dev_file)[:200]
-        dev_vectors = encoder.encode(dev_texts, precision="bf16")
+        dev_vectors = encoder.encode(dev_texts, precision="auto")
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                         checkpoint_every=eval_every, seed=seed)
-    decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config,
-                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder)
+                         checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed)
+    # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
+    overrides = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else None
+    decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides,
+                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from)
     click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 
 
@@ -324,8 +338,8 @@ def core_train(pairs: str, out: str, mode: str, epochs: int, lattice_steps: int,
 
     sources, targets = read_pairs(pairs)
     encoder = TextEncoder(model)
-    src = encoder.encode(sources, precision="bf16")
-    tgt = encoder.encode(targets, precision="bf16") if mode == "transform" else None
+    src = encoder.encode(sources, precision="auto")
+    tgt = encoder.encode(targets, precision="auto") if mode == "transform" else None
     config = CubicCoreConfig(dimension=encoder.dimension, channels=channels, steps=lattice_steps, mode=mode)
     trained = train_core(src, tgt, config, epochs=epochs, seed=seed, checkpoint=Path(out).with_name(Path(out).name + ".checkpoint"))
     trained.save(out, encoder_name=encoder.name)

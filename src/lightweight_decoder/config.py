@@ -27,7 +27,7 @@ __all__ = [
 
 T = TypeVar("T", bound="BaseConfig")
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 only where the CPU has bf16 instructions
 ASSEMBLY_METHODS = ("greedy", "weighted", "beam_search", "context_aware")
 VECTOR_DTYPES = ("float16", "float32", "none")
 
@@ -162,15 +162,16 @@ class PhraseDecoderConfig(BaseConfig):
     (compositions of entries scored by re-encoding), ``context_aware`` (uses the session history).
     rerank / rerank_margin: for banks that keep no vectors (e.g. PQ), hits whose approximate score is
     within ``rerank_margin`` of the best are re-encoded and ordered by exact cosine.
-    encode_precision: precision of those re-encodings (and of ``beam_search``'s); bf16 is ~3x faster on
-    CPUs with bf16 instructions and agrees with fp32 to a cosine of ~1e-4.
+    encode_precision: precision of those re-encodings (and of ``beam_search``'s). ``auto`` picks bf16 on
+    CPUs with bf16 instructions (~3x faster there, cosine ~1e-4 from fp32) and fp32 elsewhere, where
+    bf16 autocast is emulated and several times slower.
     """
 
     method: str = "greedy"
     top_k: int = 10
     rerank: bool = True
     rerank_margin: float = 0.05
-    encode_precision: str = "bf16"
+    encode_precision: str = "auto"
     strict: bool = True
     postprocess: bool = True
     cache_size: int = 1024

@@ -148,9 +148,10 @@ def prepare_corpus(
 def default_cache_dir(
     paths: Sequence[str | os.PathLike[str]], encoder_name: str, precision: str, **options: object
 ) -> Path:
-    """Where the embeddings of this corpus selection live under the cache home."""
-    from .encoder import cache_home
+    """Where the embeddings of this corpus selection live under the cache home (``auto`` precision resolved)."""
+    from .encoder import cache_home, resolve_precision
 
+    precision = resolve_precision(precision)
     key = hashlib.sha1()
     for p in paths:
         path = Path(p)
@@ -180,10 +181,13 @@ class EmbeddingCache:
         *,
         encoder_name: str,
         dimension: int,
-        precision: str = "bf16",
+        precision: str = "auto",
         shard_size: int = 4096,
     ) -> None:
+        from .encoder import resolve_precision
+
         self.path = Path(path)
+        precision = resolve_precision(precision)  # a cache records the precision its vectors were made in
         wanted = {
             "type": "embedding_cache",
             "format_version": self.FORMAT_VERSION,

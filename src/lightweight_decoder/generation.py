@@ -132,6 +132,7 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     N = cond.shape[0]
     generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
     logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long))
+    inject = model.injection(cond)
     position = mc.prefix_len + 1
     histories: list[list[int]] = [[] for _ in range(N)]
     scores = torch.zeros(N)
@@ -149,7 +150,7 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
         finished |= token == mc.eos_id
         if bool(finished.all()) or step == steps - 1:
             break
-        logits, cache = model.step(token, cache, position)
+        logits, cache = model.step(token, cache, position, inject)
         position += 1
     hyps = [Hypothesis(h, float(s)) for h, s in zip(histories, scores)]
     out = [hyps[i * n:(i + 1) * n] for i in range(N // n)]
@@ -159,7 +160,9 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
 def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -> list[list[Hypothesis]]:
     mc = model.config
     B, nb = cond.shape[0], cfg.num_beams
-    logits, cache = model.start(cond.repeat_interleave(nb, dim=0), torch.full((B * nb,), mc.bos_id, dtype=torch.long))
+    cond = cond.repeat_interleave(nb, dim=0)
+    logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long))
+    inject = model.injection(cond)  # a reordered beam stays within its sentence's rows, so this never needs reordering
     position = mc.prefix_len + 1
     beam_scores = torch.zeros(B, nb)
     beam_scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
@@ -209,7 +212,7 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -
         if all(done) or step == steps - 1:
             break
         cache = [(k.index_select(0, next_source), v.index_select(0, next_source)) for k, v in cache]
-        logits, cache = model.step(next_tokens, cache, position)
+        logits, cache = model.step(next_tokens, cache, position, inject)
         position += 1
     results = []
     for b in range(B):

@@ -2,7 +2,9 @@
 
 A decoder-only transformer (RMSNorm, SwiGLU, rotary positions, tied input/output embeddings) that reads
 a sentence embedding through a learned prefix: an MLP maps the embedding to ``prefix_len`` vectors that
-sit before the text tokens. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
+sit before the text tokens. With ``cond_inject`` a linear map of the embedding is also added to every text
+token's input (Optimus's "embedding" injection beside the prefix "memory"), a direct path the model can
+use from the first steps. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
 makes the prefix carry the content (the language model alone can lower its loss while ignoring it).
 
 >>> cfg = ModelConfig.preset("tiny", embedding_dim=384)
@@ -27,10 +29,10 @@ __all__ = ["ModelConfig", "PrefixLM", "PRESETS"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the original design's budget: <= 1M parameters
-    "tiny": dict(vocab_size=2048, d_model=128, n_layer=2, n_head=4, d_ff=344, prefix_len=2, prefix_hidden=256),
-    "small": dict(vocab_size=8192, d_model=256, n_layer=4, n_head=4, d_ff=688, prefix_len=8, prefix_hidden=1024),
+    "tiny": dict(vocab_size=2048, d_model=128, n_layer=2, n_head=4, d_ff=344, prefix_len=2, prefix_hidden=192, cond_inject=True),
+    "small": dict(vocab_size=8192, d_model=256, n_layer=4, n_head=4, d_ff=688, prefix_len=8, prefix_hidden=1024, cond_inject=True),
     # <= 30M parameters
-    "base": dict(vocab_size=16384, d_model=384, n_layer=6, n_head=6, d_ff=1024, prefix_len=16, prefix_hidden=1536),
+    "base": dict(vocab_size=16384, d_model=384, n_layer=6, n_head=6, d_ff=1024, prefix_len=16, prefix_hidden=1536, cond_inject=True),
 }
 
 
@@ -49,7 +51,9 @@ class ModelConfig(BaseConfig):
     max_len: int = 64
     dropout: float = 0.0
     rope_base: float = 10000.0
-    bow_loss_weight: float = 0.1
+    # False by default so that configs saved before the field existed load as they were trained
+    cond_inject: bool = False
+    bow_loss_weight: float = 0.5
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -61,6 +65,7 @@ class ModelConfig(BaseConfig):
         _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
         _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
         _check(_is_number(self.bow_loss_weight) and self.bow_loss_weight >= 0, "bow_loss_weight must be >= 0")
+        _check(isinstance(self.cond_inject, bool), f"cond_inject must be true or false, got {self.cond_inject!r}")
         ids = (self.pad_id, self.bos_id, self.eos_id)
         _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
                f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
@@ -161,9 +166,12 @@ class Prefix(nn.Module):
         )
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
-        # unit-norm embeddings have tiny coordinates (~1/sqrt(E)); rescale to unit variance
-        cond = cond * math.sqrt(cond.shape[-1])
-        return self.net(cond).view(-1, self.prefix_len, self.d_model)
+        return self.net(_unit_variance(cond)).view(-1, self.prefix_len, self.d_model)
+
+
+def _unit_variance(cond: torch.Tensor) -> torch.Tensor:
+    # unit-norm embeddings have tiny coordinates (~1/sqrt(E)); rescale to unit variance
+    return cond * math.sqrt(cond.shape[-1])
 
 
 class PrefixLM(nn.Module):
@@ -174,6 +182,8 @@ class PrefixLM(nn.Module):
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.prefix = Prefix(cfg)
+        # zero-initialised (below), so a model trained without injection starts out computing the same function
+        self.cond_proj = nn.Linear(cfg.embedding_dim, cfg.d_model, bias=False) if cfg.cond_inject else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -188,6 +198,8 @@ class PrefixLM(nn.Module):
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        if self.cond_proj is not None:
+            nn.init.zeros_(self.cond_proj.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -199,12 +211,20 @@ class PrefixLM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def injection(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """What ``cond_inject`` adds to every text token's input, (B, 1, C); None without injection."""
+        return None if self.cond_proj is None else self.cond_proj(_unit_variance(cond))[:, None]
+
+    def _embed(self, tokens: torch.Tensor, inject: torch.Tensor | None) -> torch.Tensor:
+        x = self.tok_emb(tokens)  # (B, T, C)
+        return x if inject is None else x + inject
+
     def forward(self, cond: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor | None = None,
                 bow_targets: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
         """cond (B, E), tokens (B, T) starting with BOS -> logits (B, T, V) and, with targets, the losses."""
         B, T = tokens.shape
         prefix = self.prefix(cond)  # (B, P, C)
-        x = torch.cat([prefix, self.tok_emb(tokens)], dim=1)  # (B, P+T, C)
+        x = torch.cat([prefix, self._embed(tokens, self.injection(cond))], dim=1)  # (B, P+T, C)
         cos, sin = self.rope_cos[: x.shape[1]], self.rope_sin[: x.shape[1]]
         for block in self.blocks:
             x, _ = block(x, cos, sin)
@@ -216,7 +236,10 @@ class PrefixLM(nn.Module):
         losses = {"lm": lm, "loss": lm}
         if bow_targets is not None and self.config.bow_loss_weight > 0:
             bow_logits = (h[:, : self.config.prefix_len].mean(1) @ self.tok_emb.weight.T + self.bow_bias).float()  # (B, V)
-            bow = F.binary_cross_entropy_with_logits(bow_logits, bow_targets)
+            # cross-entropy against the normalised bag: a mean BCE over V entries is dominated by the V - |bag|
+            # absent tokens and gives the prefix almost no gradient
+            bag = bow_targets / bow_targets.sum(1, keepdim=True).clamp_min(1.0)
+            bow = -(bag * F.log_softmax(bow_logits, dim=-1)).sum(1).mean()
             losses["bow"] = bow
             losses["loss"] = lm + self.config.bow_loss_weight * bow
         return logits, losses
@@ -225,13 +248,16 @@ class PrefixLM(nn.Module):
     @torch.no_grad()
     def start(self, cond: torch.Tensor, bos: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Run prefix + BOS; return logits for the first text token (B, V) and the KV cache."""
-        x = torch.cat([self.prefix(cond), self.tok_emb(bos[:, None])], dim=1)  # (B, P+1, C)
+        x = torch.cat([self.prefix(cond), self._embed(bos[:, None], self.injection(cond))], dim=1)  # (B, P+1, C)
         return self._run(x, 0, None)
 
     @torch.no_grad()
-    def step(self, token: torch.Tensor, cache: list, position: int) -> tuple[torch.Tensor, list]:
-        """Feed one token per row at absolute ``position``; return next-token logits (B, V) and the cache."""
-        return self._run(self.tok_emb(token[:, None]), position, cache)
+    def step(self, token: torch.Tensor, cache: list, position: int, inject: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        """Feed one token per row at absolute ``position``; return next-token logits (B, V) and the cache.
+
+        ``inject`` is :meth:`injection` of the rows' embeddings (computed once per generation).
+        """
+        return self._run(self._embed(token[:, None], inject), position, cache)
 
     def _run(self, x: torch.Tensor, offset: int, cache: list | None) -> tuple[torch.Tensor, list]:
         T = x.shape[1]

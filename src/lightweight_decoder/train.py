@@ -25,7 +25,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import BaseConfig, _check, _is_int, _is_number
-from .errors import InvalidInput
+from .errors import IncompatibleArtifact, InvalidInput
 
 if TYPE_CHECKING:  # pragma: no cover
     from .decoders.generative import GenerativeDecoder
@@ -56,6 +56,9 @@ class TrainConfig(BaseConfig):
     noise_std: float = 0.1
     curriculum_steps: int = 1000
     curriculum_start_len: int = 16
+    # rows of a batch come from a megabatch of length_grouping * batch_size random rows sorted by length,
+    # so a batch pads to about its own length rather than to the longest of 64 random sentences (1: off)
+    length_grouping: int = 8
     eval_every: int = 250
     eval_size: int = 200
     checkpoint_every: int = 250
@@ -65,7 +68,7 @@ class TrainConfig(BaseConfig):
     def validate(self) -> None:
         _check(self.steps is not None or self.minutes is not None, "give steps or minutes")
         _check(self.steps is None or (_is_int(self.steps) and self.steps >= 1), f"steps must be an int >= 1, got {self.steps!r}")
-        self._check_ints("batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len", minimum=1)
+        self._check_ints("batch_size", "eval_every", "eval_size", "checkpoint_every", "curriculum_start_len", "length_grouping", minimum=1)
         self._check_ints("warmup_steps", "curriculum_steps", "seed", minimum=0)
         _check(self.minutes is None or (_is_number(self.minutes) and self.minutes > 0), f"minutes must be > 0, got {self.minutes!r}")
         _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
@@ -89,7 +92,8 @@ def _tokenize(tokenizer: Any, texts: Sequence[str], max_len: int, eos_id: int) -
 
 
 class _Batches:
-    """Seeded batches with a length curriculum: the allowed length grows over ``curriculum_steps``."""
+    """Seeded batches with a length curriculum (the allowed length grows over ``curriculum_steps``) and
+    length grouping (``length_grouping`` consecutive steps share one length-sorted megabatch)."""
 
     def __init__(self, ids: list[list[int]], vectors: np.ndarray, cfg: TrainConfig, max_len: int, pad_id: int, bos_id: int) -> None:
         self.ids, self.vectors, self.cfg, self.max_len = ids, vectors, cfg, max_len
@@ -97,6 +101,9 @@ class _Batches:
         self.lengths = np.array([len(x) for x in ids])
         self.by_length = np.argsort(self.lengths, kind="stable")
         self.sorted_lengths = self.lengths[self.by_length]
+        # a corpus smaller than a megabatch would repeat rows in it, and its sorted batches would hold a few
+        # sentences many times over: group only when there is a megabatch of texts
+        self.grouping = cfg.length_grouping if len(ids) >= cfg.batch_size * cfg.length_grouping else 1
 
     def allowed_length(self, step: int) -> int:
         if self.cfg.curriculum_steps == 0:
@@ -108,8 +115,13 @@ class _Batches:
         import torch
 
         rng = np.random.default_rng((self.cfg.seed, step))  # a function of the step: resuming replays nothing
-        pool = max(int(np.searchsorted(self.sorted_lengths, self.allowed_length(step), side="right")), self.cfg.batch_size)
-        rows = self.by_length[rng.integers(0, min(pool, len(self.ids)), self.cfg.batch_size)]
+        group, slot = divmod(step, self.grouping)
+        first = group * self.grouping  # the megabatch is drawn as of its first step, so all its steps agree
+        pool = max(int(np.searchsorted(self.sorted_lengths, self.allowed_length(first), side="right")), self.cfg.batch_size)
+        mega = np.random.default_rng((self.cfg.seed, first, 1)).integers(0, min(pool, len(self.ids)),
+                                                                          self.cfg.batch_size * self.grouping)
+        mega = np.sort(mega)  # by_length is sorted by length, so sorting positions sorts rows by length
+        rows = self.by_length[mega[slot * self.cfg.batch_size:(slot + 1) * self.cfg.batch_size]]
         T = int(self.lengths[rows].max())
         inputs = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
         targets = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
@@ -134,6 +146,36 @@ def _bow_targets(targets, vocab_size: int, specials: tuple[int, ...]):
     bow.scatter_(1, targets, 1.0)
     bow[:, list(specials)] = 0.0
     return bow
+
+
+def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: str, overrides: dict, *,
+                  load_weights: bool, seed: int) -> "GenerativeDecoder":
+    """A decoder with the config and tokenizer of the saved decoder at ``path`` (plus ``overrides``), and its
+    weights when ``load_weights``; parts that ``overrides`` add keep their (zero) initialisation."""
+    import torch
+
+    from .decoders.generative import GenerativeDecoder
+    from .model import ModelConfig, PrefixLM
+
+    source = GenerativeDecoder.load(path)
+    if source.encoder_name != encoder_name or source.embedding_dim != dimension:
+        raise IncompatibleArtifact(f"--init decoder {path} is for {source.encoder_name} ({source.embedding_dim}-D); "
+                                   f"this run trains for {encoder_name} ({dimension}-D)")
+    shape_keys = {"vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "embedding_dim"}
+    changed = sorted(shape_keys & set(overrides))
+    if changed:
+        raise InvalidInput(f"--init keeps the decoder's shapes; cannot override {changed}")
+    torch.manual_seed(seed)
+    model = PrefixLM(ModelConfig.from_dict({**source.model.config.to_dict(), **overrides}))
+    if load_weights:
+        missing, unexpected = model.load_state_dict(source.model.state_dict(), strict=False)
+        added = {"cond_proj.weight"}  # zero-initialised parts an override may add
+        if unexpected or set(missing) - added:
+            raise IncompatibleArtifact(f"--init decoder {path} does not fit: missing {sorted(set(missing) - added)}, "
+                                       f"unexpected {sorted(unexpected)}")
+        logger.info("initialised from %s%s", path, f" (new, zero-initialised: {sorted(missing)})" if missing else "")
+    history = {"path": str(path), **{k: v for k, v in source.metadata.items() if k != "train_config"}}
+    return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, metadata={"initialised_from": history})
 
 
 def evaluate(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
@@ -162,9 +204,15 @@ def train(
     dev_texts: Sequence[str] | None = None,
     dev_vectors: np.ndarray | None = None,
     encoder: "TextEncoder | None" = None,
+    init_from: str | os.PathLike[str] | None = None,
     show_progress_bar: bool = True,
 ) -> "GenerativeDecoder":
-    """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder."""
+    """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder.
+
+    ``init_from`` starts from a saved decoder's weights and tokenizer (its shapes; ``model_overrides``
+    may add zero-initialised parts such as ``cond_inject=True`` or change loss weights) instead of a fresh
+    ``preset`` model, so training accumulates across runs and a shipped decoder can be fine-tuned.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -182,9 +230,14 @@ def train(
 
     # 1. tokenizer and model (the tokenizer is trained once and kept, so a resumed run reads the same ids)
     tok_path = out / "tokenizer.json"
+    ckpt = out / "checkpoint"
     tokenizer = load_tokenizer(tok_path) if tok_path.exists() else None
-    decoder = create_generative_decoder(preset, vectors.shape[1], encoder_name=encoder_name, texts=list(texts[:200_000]),
-                                        tokenizer=tokenizer, seed=cfg.seed, **(model_overrides or {}))
+    if init_from is not None:
+        decoder = _init_decoder(init_from, vectors.shape[1], encoder_name, model_overrides or {},
+                                load_weights=not (ckpt / "state.json").exists(), seed=cfg.seed)
+    else:
+        decoder = create_generative_decoder(preset, vectors.shape[1], encoder_name=encoder_name, texts=list(texts[:200_000]),
+                                            tokenizer=tokenizer, seed=cfg.seed, **(model_overrides or {}))
     if tokenizer is None:
         save_tokenizer(decoder.tokenizer, tok_path)
     decoder.encoder = encoder
@@ -204,7 +257,6 @@ def train(
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cpu_supports_bf16())
 
     # 4. resume
-    ckpt = out / "checkpoint"
     fit_to_deadline = cfg.steps is None
     state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps or 10**9, "tokens_seen": 0}
     if (ckpt / "state.json").exists():
@@ -221,9 +273,15 @@ def train(
         with open(log_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    history = decoder.metadata.get("initialised_from")  # what an --init decoder had been through before this run
+    steps_before = int(history.get("cumulative_steps", history.get("steps", 0))) if history else 0
+
     def save_decoder() -> None:
         decoder.metadata = {"steps": state["step"], "train_seconds": round(state["elapsed_s"], 1),
-                            "train_texts": len(texts), "tokens_seen": state["tokens_seen"], "train_config": cfg.to_dict()}
+                            "train_texts": len(texts), "tokens_seen": state["tokens_seen"],
+                            "precision": "bf16" if use_bf16 else "fp32", "train_config": cfg.to_dict()}
+        if history:
+            decoder.metadata.update(initialised_from=history, cumulative_steps=steps_before + state["step"])
         decoder.save(out / "decoder")
 
     # 5. the loop
@@ -256,7 +314,8 @@ def train(
         if state["step"] % cfg.eval_every == 0 or done:
             record = {"step": state["step"], "loss": round(losses["loss"].item(), 4), "lm": round(losses["lm"].item(), 4),
                       "bow": round(losses["bow"].item(), 4) if "bow" in losses else 0.0, "lr": group["lr"], "grad_norm": round(grad_norm, 3),
-                      "elapsed_s": round(state["elapsed_s"], 1), "tokens_seen": state["tokens_seen"]}
+                      "elapsed_s": round(state["elapsed_s"], 1), "tokens_seen": state["tokens_seen"],
+                      "cumulative_step": steps_before + state["step"]}
             if dev_texts is not None:
                 model.eval()
                 record.update(evaluate(decoder, dev_texts, dev_vectors))

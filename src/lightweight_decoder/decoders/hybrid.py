@@ -3,7 +3,8 @@
 1. Fast path: if the bank's best match already has cosine >= ``tau``, return it.
 2. Otherwise pool the bank's top-k and the generator's beam and samples, re-encode them in one batch,
    and keep the one closest to the target.
-   (The encoder judges in ``judge_precision``, bf16 by default: reported cosines agree with fp32 to ~1e-4.)
+   (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16 instructions, fp32 elsewhere;
+   the two agree to a cosine of ~1e-4.)
 3. Correction: up to ``num_steps`` rounds of edits of the current best (word and phrase substitutions,
    insertions and deletions, drawn from the pooled candidates), re-encoded in one batch per round; keep
    the best; stop when cosine stops improving or the budget (``max_encoder_calls``, ``max_seconds``) is spent.
@@ -51,7 +52,7 @@ class HybridConfig(BaseConfig):
     edits_per_step: int = 48
     max_encoder_calls: int = 40
     max_seconds: float = 1.0
-    judge_precision: str = "bf16"
+    judge_precision: str = "auto"
     seed: int = 0
 
     def validate(self) -> None:

@@ -13,7 +13,7 @@ class _Strict(BaseModel):
 
 class EncodeRequest(_Strict):
     texts: list[str] = Field(..., description="Texts to encode.")
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
 
 class EncodeResponse(BaseModel):
