@@ -27,15 +27,28 @@ from _common import REPO, RESULTS, SHARED, dev_sentences, machine, write_result
 
 
 def _peak_rss_child(model_dir: str, vectors: np.ndarray, queue) -> None:
-    """In a fresh process: load only the decoder, generate, report peak RSS (MB)."""
+    """In a fresh process: load only the decoder, generate; report peak RSS (MB) after the imports and at the end."""
     import sys
 
     sys.path.insert(0, str(REPO / "src"))
     from lightweight_decoder.decoders.generative import GenerativeDecoder
 
+    after_imports = _peak_rss_mb()  # torch and the package, before any model
     decoder = GenerativeDecoder.load(model_dir)
     decoder.generate(vectors, batch_size=64)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    queue.put((after_imports, _peak_rss_mb()))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (MB). On Linux from VmHWM: ru_maxrss of a spawned child also counts
+    the parent's resident set at fork time (the kernel keeps the pre-exec high-water mark), which made the
+    first measurement report the benchmark process (encoder and all) instead of the decoder."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
@@ -113,13 +126,13 @@ def main() -> None:
     queue = ctx.Queue()
     child = ctx.Process(target=_peak_rss_child, args=(args.model, vectors, queue))
     child.start()
-    peak = queue.get(timeout=600)
+    imports_rss, peak = queue.get(timeout=600)
     child.join()
     log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
     path = write_result("generative", {
         "command": "python bench/generative.py" + "".join(f" {a}" for a in sys.argv[1:]), "machine": machine(), "model": args.model,
         "parameters": bare.model.num_parameters(), "training": bare.metadata,
-        "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "plot": _plot(log),
+        "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "rss_mb_imports_only": round(imports_rss, 1), "plot": _plot(log),
         **({"baseline": {"model": args.baseline, "parameters": baseline.model.num_parameters(), "training": baseline.metadata,
                          "quality": baseline_quality}} if baseline is not None else {}),
     })

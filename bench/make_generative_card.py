@@ -98,12 +98,15 @@ def main() -> None:
         *_baseline(bench),
         markdown_table(bench["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
         "",
-        f"Peak RSS of the decoder alone: {bench['peak_rss_mb_decoder_only']} MB.",
+        f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): "
+        f"{bench['peak_rss_mb_decoder_only']} MB, of which importing torch and the package take "
+        f"{bench.get('rss_mb_imports_only', '(not measured)')} MB.",
         "",
-        "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy):",
+        "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy; steps counted "
+        "across all runs):",
         "",
-        markdown_table([{k: r.get(k) for k in ("step", "lm", "bleu", "exact_match", "cosine")} for r in log],
-                       ["step", "lm", "bleu", "exact_match", "cosine"]),
+        markdown_table([{"step": r.get("cumulative_step", r["step"]), **{k: r.get(k) for k in ("lm", "bleu", "exact_match", "cosine")}}
+                        for r in log], ["step", "lm", "bleu", "exact_match", "cosine"]),
         "",
     ]
     if args.note:

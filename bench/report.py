@@ -85,7 +85,9 @@ def generative_section(res: dict) -> list[str]:
            ""] if "baseline" in res else []),
         markdown_table(res["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
         "",
-        f"Peak RSS of a process that loads only the decoder and generates a batch of 64: {res['peak_rss_mb_decoder_only']} MB.",
+        f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: "
+        f"{res['peak_rss_mb_decoder_only']} MB"
+        + (f"; {res['rss_mb_imports_only']} MB of it after importing torch and the package, before the model." if "rss_mb_imports_only" in res else "."),
         "",
     ]
     if res.get("plot"):

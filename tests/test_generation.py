@@ -37,12 +37,16 @@ def _naive_greedy(model, cond, steps):
     return tokens[:, 1:].tolist()
 
 
-def test_kv_cache_greedy_matches_full_forward(model, cond):
+def _assert_cached_greedy_matches_full_forward(model, cond) -> None:
     hyps = generate(model, cond, GenerationConfig(max_new_tokens=10))
     reference = _naive_greedy(model, cond, 10)
     for row, ref in zip(hyps, reference):
         eos = ref.index(model.config.eos_id) if model.config.eos_id in ref else len(ref)
         assert row[0].tokens == ref[:eos]
+
+
+def test_kv_cache_greedy_matches_full_forward(model, cond):
+    _assert_cached_greedy_matches_full_forward(model, cond)
 
 
 def test_specials_never_generated(model, cond):
@@ -129,11 +133,7 @@ def injected_model():
 
 
 def test_injection_reaches_cached_decoding(injected_model, cond):
-    hyps = generate(injected_model, cond, GenerationConfig(max_new_tokens=10))
-    reference = _naive_greedy(injected_model, cond, 10)
-    for row, ref in zip(hyps, reference):
-        eos = ref.index(injected_model.config.eos_id) if injected_model.config.eos_id in ref else len(ref)
-        assert row[0].tokens == ref[:eos]
+    _assert_cached_greedy_matches_full_forward(injected_model, cond)
     with torch.no_grad():  # and it matters: without it the model computes something else
         full, _ = injected_model(cond, torch.full((3, 1), injected_model.config.bos_id))
         saved = injected_model.cond_proj.weight.clone()
