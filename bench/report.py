@@ -95,6 +95,18 @@ def generative_section(res: dict) -> list[str]:
     return lines
 
 
+def decoding_section(res: dict) -> list[str]:
+    return [
+        "### Decoding settings",
+        "",
+        f"`{res['command']}`: lines {res['offset']}-{res['offset'] + res['limit'] - 1} of each dev file (not the ones "
+        f"reported above); ms per sentence is generation alone at batch 64. {_machine(res['machine'])}.",
+        "",
+        markdown_table(res["results"], ["file", "setting", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"]),
+        "",
+    ]
+
+
 def hybrid_section(res: dict) -> list[str]:
     return [
         "## Hybrid decoder (Variant 3)",
@@ -156,6 +168,8 @@ def main() -> None:
         lines += phrasebank_section(bank)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
+    if (dec := _load("decoding")) is not None:
+        lines += decoding_section(dec)
     if (hyb := _load("hybrid")) is not None:
         lines += hybrid_section(hyb)
     if (svc := _load("service")) is not None:

@@ -285,7 +285,9 @@ def train(
         decoder.save(out / "decoder")
 
     # 5. the loop
-    bar = tqdm(total=total, initial=state["step"], desc="training", unit="step", disable=not show_progress_bar)
+    # a --minutes run knows its step count after 20 measured steps; until then the bar shows no total (and no ETA)
+    bar = tqdm(total=None if fit_to_deadline else total, initial=state["step"], desc="training", unit="step",
+               disable=not show_progress_bar)
     model.train()
     step_start = time.monotonic()
     while state["step"] < total:

@@ -113,7 +113,6 @@ class HybridDecoder(TextDecoder):
     def __repr__(self) -> str:
         return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
 
-
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: route, steps, encoder calls, the bank's best cosine and the cosine after the
         candidate ranking and after each correction step (``details["cosine_per_step"]``).
