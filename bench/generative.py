@@ -61,6 +61,15 @@ def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
     return (time.perf_counter() - start) * 1000.0 / len(vectors)
 
 
+def _decoding(decoder) -> str:
+    """The decoder's default generation settings in words, e.g. "greedy, no_repeat_ngram_size 3"."""
+    from lightweight_decoder.generation import GenerationConfig
+
+    cfg, default = decoder.generation_config.to_dict(), GenerationConfig().to_dict()
+    name = f"beam {cfg['num_beams']}" if cfg["num_beams"] > 1 else ("sampling" if cfg["do_sample"] else "greedy")
+    return ", ".join([name, *(f"{k} {v}" for k, v in cfg.items() if v != default[k] and k not in ("num_beams", "do_sample"))])
+
+
 def _plot(log_path: Path) -> str | None:
     if not log_path.exists():
         return None
@@ -109,11 +118,11 @@ def main() -> None:
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)
         summary = summarize(list(roundtrip(texts, encoder, lambda v: decoder.generate(v).text, vectors=targets)))
-        quality.append({"file": path.name, "decoding": "greedy", **summary})
+        quality.append({"file": path.name, "decoding": _decoding(decoder), **summary})
         print(quality[-1], flush=True)
         if baseline is not None:
             summary = summarize(list(roundtrip(texts, encoder, lambda v: baseline.generate(v).text, vectors=targets)))
-            baseline_quality.append({"file": path.name, "decoding": "greedy", **summary})
+            baseline_quality.append({"file": path.name, "decoding": _decoding(baseline), **summary})
             print("baseline", baseline_quality[-1], flush=True)
     vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
     bare = GenerativeDecoder.load(args.model)  # no encoder: time generation alone

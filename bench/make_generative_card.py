@@ -91,7 +91,7 @@ def main() -> None:
         "",
         "## Measured",
         "",
-        f"`python bench/generative.py` (greedy decoding, first {bench['quality'][0]['n']} sentences of each held-out dev file):",
+        f"`python bench/generative.py` ({bench['quality'][0].get('decoding', 'greedy')} decoding, first {bench['quality'][0]['n']} sentences of each held-out dev file):",
         "",
         markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]),
         "",

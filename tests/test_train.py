@@ -56,6 +56,17 @@ def test_saved_decoder_loads_and_generates(trained, small_encoder):
     assert meta["type"] == "generative_decoder" and meta["metadata"]["steps"] == 400 and meta["parameters"] < 1_000_000
 
 
+def test_saved_decoder_files_have_ordinary_permissions(trained, tmp_path):
+    import os
+    import stat
+
+    trained[1].save(tmp_path / "dec")
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):  # safetensors alone would leave 0600
+        assert stat.S_IMODE((tmp_path / "dec" / name).stat().st_mode) == 0o666 & ~mask, name
+
+
 def test_decoder_input_checks(trained, small_encoder):
     out, _ = trained
     loaded = GenerativeDecoder.load(out)

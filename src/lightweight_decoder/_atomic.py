@@ -84,8 +84,11 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a finished folder gets the usual mode
     try:
         yield tmp
+        file_mode = 0o666 & ~_umask()
         for child in tmp.rglob("*"):
             if child.is_file():
+                # some writers (safetensors) create their files 0600: a finished folder gets the usual modes
+                os.chmod(child, file_mode)
                 with open(child, "rb") as fh:
                     os.fsync(fh.fileno())
         old = None
