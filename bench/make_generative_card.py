@@ -73,7 +73,8 @@ def main() -> None:
         f"| max length | {m['max_len']} tokens |",
         f"| training | {t['steps']:,} steps, batch {t['train_config']['batch_size']}, AdamW lr {t['train_config']['lr']} "
         f"(warm-up {t['train_config']['warmup_steps']}, cosine decay), noise on inputs up to {t['train_config']['noise_std']}, "
-        f"length curriculum over {t['train_config']['curriculum_steps']} steps; {t['tokens_seen']:,} target tokens seen |",
+        + (f"length curriculum over {t['train_config']['curriculum_steps']} steps; " if t['train_config']['curriculum_steps'] else "no length curriculum; ")
+        + f"{t['tokens_seen']:,} target tokens seen |",
         f"| data | {t['train_texts']:,} sentences (the embedded part of the corpus) |",
         f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on 2 CPU cores ({t.get('precision', 'bf16')}) |",
         f"| on disk | {sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file()) / 2**20:.1f} MB |",
@@ -85,13 +86,16 @@ def main() -> None:
         "```",
         *_history(t),
         "",
-        "then `decoder/` of the training folder was copied here with its `train_log.jsonl`. The training folder "
+        "then `decoder/` of the training folder was copied here with its `train_log.jsonl`"
+        + (" (after the logs of the earlier runs)" if t.get("initialised_from") else "") + ". The training folder "
         "also holds `checkpoint/` (model and optimizer state), so the same command with a larger `--steps` "
         "continues training where it stopped.",
         "",
         "## Measured",
         "",
-        f"`python bench/generative.py` ({bench['quality'][0].get('decoding', 'greedy')} decoding, first {bench['quality'][0]['n']} sentences of each held-out dev file):",
+        f"`{bench.get('command', 'python bench/generative.py')}` ({bench['quality'][0].get('decoding', 'greedy')} decoding, first "
+        f"{bench['quality'][0]['n']} sentences of each held-out dev file; {bench['machine']['cpu_count']} cores, CPU bf16 "
+        f"instructions: {bench['machine']['cpu_bf16']}, {bench['machine']['date']}):",
         "",
         markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]),
         "",
