@@ -95,41 +95,33 @@ def generative_section(res: dict) -> list[str]:
     return lines
 
 
+def _table_section(heading: str, intro: str, rows: list[dict], columns: list[str], after: tuple[str, ...] = ()) -> list[str]:
+    """A heading, the line saying which command measured it, its table, and what follows the table."""
+    return [heading, "", intro, "", markdown_table(rows, columns), "", *after]
+
+
 def decoding_section(res: dict) -> list[str]:
-    return [
+    return _table_section(
         "### Decoding settings",
-        "",
         f"`{res['command']}`: lines {res['offset']}-{res['offset'] + res['limit'] - 1} of each dev file (not the ones "
         f"reported above); ms per sentence is generation alone at batch 64. {_machine(res['machine'])}.",
-        "",
-        markdown_table(res["results"], ["file", "setting", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"]),
-        "",
-    ]
+        res["results"], ["file", "setting", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
 
 
 def hybrid_section(res: dict) -> list[str]:
-    return [
+    return _table_section(
         "## Hybrid decoder (Variant 3)",
-        "",
         f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}. "
         f"{_machine(res['machine'])}.",
-        "",
-        markdown_table(res["results"], ["file", "decoder", "num_steps", "encoder_calls", "bleu", "exact_match", "cosine", "ms_per_sentence"]),
-        "",
-        f"![quality against correction budget](results/{res['plot']})",
-        "",
-    ]
+        res["results"], ["file", "decoder", "num_steps", "encoder_calls", "bleu", "exact_match", "cosine", "ms_per_sentence"],
+        after=(f"![quality against correction budget](results/{res['plot']})", ""))
 
 
 def service_section(res: dict) -> list[str]:
-    return [
+    return _table_section(
         "## HTTP service",
-        "",
         f"`{res['command']}`: {res['note']}. {_machine(res['machine'])}.",
-        "",
-        markdown_table(res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms"]),
-        "",
-    ]
+        res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms"])
 
 
 def _plot_scale(rows: list[dict]) -> None:
