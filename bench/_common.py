@@ -36,6 +36,11 @@ def machine() -> dict:
     }
 
 
+def command() -> str:
+    """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
+    return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
 def dev_sentences(name: str = "wikipedia_dev.txt", n: int | None = None) -> list[str]:
     path = SHARED / "eval" / name
     if not path.exists():

@@ -13,10 +13,9 @@ Writes bench/results/decoding.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-from _common import REPO, SHARED, dev_sentences, machine, write_result
+from _common import REPO, SHARED, command, dev_sentences, machine, write_result
 
 from lightweight_decoder.quality import RoundTrip, markdown_table, summarize
 
@@ -63,7 +62,7 @@ def main() -> None:
             rows.append({"file": path.name, "setting": name, **summary})
             print(rows[-1], flush=True)
     path = write_result("decoding", {
-        "command": "python bench/decoding.py" + "".join(f" {a}" for a in sys.argv[1:]), "machine": machine(),
+        "command": command(), "machine": machine(),
         "model": args.model, "offset": args.offset, "limit": args.limit,
         "settings": {name: {**PLAIN, **o} for name, o in SETTINGS.items()}, "results": rows,
     })

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
 import numpy as np
 
-from _common import dev_sentences, machine, write_result
+from _common import command, dev_sentences, machine, write_result
 
 
 def main() -> None:
@@ -53,9 +52,8 @@ def main() -> None:
     baseline = {r["batch_size"]: r["sentences_per_s"] for r in rows if r["precision"] == "fp32"}
     for r in rows:
         r["speedup_vs_fp32"] = round(r["sentences_per_s"] / baseline[r["batch_size"]], 2)
-    command = "python bench/encoder.py" + "".join(f" {a}" for a in sys.argv[1:])
     path = write_result(f"encoder_{args.tag}" if args.tag else "encoder", {
-        "command": command,
+        "command": command(),
         "model": encoder.name,
         "dimension": encoder.dimension,
         "input": "first sentences of shared/data/eval/wikipedia_dev.txt",

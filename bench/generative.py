@@ -17,13 +17,12 @@ import argparse
 import json
 import multiprocessing
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, RESULTS, SHARED, dev_sentences, machine, write_result
+from _common import REPO, RESULTS, SHARED, command, dev_sentences, machine, write_result
 
 
 def _peak_rss_child(model_dir: str, vectors: np.ndarray, queue) -> None:
@@ -114,16 +113,14 @@ def main() -> None:
     decoder = GenerativeDecoder.load(args.model, encoder=encoder)
     baseline = GenerativeDecoder.load(args.baseline, encoder=encoder) if args.baseline else None
     quality, baseline_quality = [], []
+    measured = [("", decoder, quality)] + ([("baseline ", baseline, baseline_quality)] if baseline is not None else [])
     for path in sorted((SHARED / "eval").glob("*_dev.txt")):
         texts = dev_sentences(path.name, n=args.limit)
-        targets = encoder.encode(texts)
-        summary = summarize(list(roundtrip(texts, encoder, lambda v: decoder.generate(v).text, vectors=targets)))
-        quality.append({"file": path.name, "decoding": _decoding(decoder), **summary})
-        print(quality[-1], flush=True)
-        if baseline is not None:
-            summary = summarize(list(roundtrip(texts, encoder, lambda v: baseline.generate(v).text, vectors=targets)))
-            baseline_quality.append({"file": path.name, "decoding": _decoding(baseline), **summary})
-            print("baseline", baseline_quality[-1], flush=True)
+        targets = encoder.encode(texts)  # once per file: both decoders are judged against the same vectors
+        for label, dec, rows in measured:
+            summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v).text, vectors=targets)))
+            rows.append({"file": path.name, "decoding": _decoding(dec), **summary})
+            print(f"{label}{rows[-1]}", flush=True)
     vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
     bare = GenerativeDecoder.load(args.model)  # no encoder: time generation alone
     latency = [{"batch_size": b, "num_beams": nb, "ms_per_sentence": round(_latency(bare, vectors, b, nb), 2)}
@@ -139,7 +136,7 @@ def main() -> None:
     child.join()
     log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
     path = write_result("generative", {
-        "command": "python bench/generative.py" + "".join(f" {a}" for a in sys.argv[1:]), "machine": machine(), "model": args.model,
+        "command": command(), "machine": machine(), "model": args.model,
         "parameters": bare.model.num_parameters(), "training": bare.metadata,
         "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "rss_mb_imports_only": round(imports_rss, 1), "plot": _plot(log),
         **({"baseline": {"model": args.baseline, "parameters": baseline.model.num_parameters(), "training": baseline.metadata,

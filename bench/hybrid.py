@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from _common import RESULTS, SHARED, dev_sentences, machine, write_result
+from _common import RESULTS, SHARED, command, dev_sentences, machine, write_result
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
                          "encoder_calls": round(float(np.mean(calls)), 2)})
             print(rows[-1], flush=True)
     plot_quality_vs_budget([r for r in rows if r["decoder"] == "hybrid"], str(RESULTS / "hybrid_budget.png"))
-    path = write_result("hybrid", {"command": "python bench/hybrid.py", "machine": machine(), "limit": args.limit,
+    path = write_result("hybrid", {"command": command(), "machine": machine(), "limit": args.limit,
                                    "generator": "generative" in decoders, "results": rows, "plot": "hybrid_budget.png"})
     print(f"wrote {path}")
 

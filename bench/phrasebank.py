@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from _common import REPO, SHARED, dev_sentences, machine, write_result
+from _common import REPO, SHARED, command, dev_sentences, machine, write_result
 
 
 def _percentiles(ms: list[float]) -> dict:
@@ -131,7 +131,7 @@ def main() -> None:
     from lightweight_decoder.encoder import TextEncoder
 
     encoder = TextEncoder()
-    payload: dict = {"command": "python bench/phrasebank.py", "machine": machine()}
+    payload: dict = {"command": command(), "machine": machine()}
     if not args.skip_quality:
         payload["quality"] = quality(args, encoder)
     if not args.skip_scale:

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from _common import REPO, dev_sentences, machine, write_result
+from _common import REPO, command, dev_sentences, machine, write_result
 
 
 def _free_port() -> int:
@@ -98,7 +98,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    path = write_result("service", {"command": "python bench/service.py", "machine": machine(), "results": rows,
+    path = write_result("service", {"command": command(), "machine": machine(), "results": rows,
                                     "note": "single-vector /decode requests; loopback; the server and the clients share the 2 cores"})
     print(f"wrote {path}")
 

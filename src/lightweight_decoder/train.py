@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import BaseConfig, _check, _is_int, _is_number
+from .config import PRECISIONS, BaseConfig, _check, _is_int, _is_number
 from .errors import IncompatibleArtifact, InvalidInput
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +75,7 @@ class TrainConfig(BaseConfig):
         self._check_fractions("min_lr_ratio", "noise_std")
         _check(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(_is_number(self.grad_clip) and self.grad_clip > 0, "grad_clip must be > 0")
-        _check(self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 def learning_rate(step: int, cfg: TrainConfig, total: int) -> float:
@@ -217,7 +217,7 @@ def train(
     from tqdm.auto import tqdm
 
     from .decoders.generative import create_generative_decoder
-    from .encoder import cpu_supports_bf16
+    from .encoder import resolve_precision
     from .tokenizer import load_tokenizer, save_tokenizer
 
     cfg = train_config or TrainConfig()
@@ -254,7 +254,7 @@ def train(
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                                   lr=cfg.lr, betas=(0.9, 0.95))
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cpu_supports_bf16())
+    use_bf16 = resolve_precision(cfg.precision) == "bf16"
 
     # 4. resume
     fit_to_deadline = cfg.steps is None
