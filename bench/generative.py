@@ -86,8 +86,12 @@ def _plot(log_path: Path) -> str | None:
     ax.set_xlabel("training step (all runs)")
     ax.set_ylabel("BLEU")
     ax2 = ax.twinx()
-    ax2.plot(steps, [r["lm"] for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
+    # lm_mean: the loss over every token since the previous line; older logs have only the last batch's (lm)
+    ax2.plot(steps, [r.get("lm_mean", r["lm"]) for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
     ax2.set_ylabel("loss")
+    for before, row in zip(rows, rows[1:]):  # a step count that starts again marks a run continued with --init
+        if row["step"] < before["step"]:
+            ax.axvline(row.get("cumulative_step", row["step"]) - row["step"], color="grey", linestyle="--", linewidth=1)
     fig.legend(loc="upper center", ncol=2, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -108,6 +108,15 @@ def decoding_section(res: dict) -> list[str]:
         res["results"], ["file", "setting", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
 
 
+def compressed_section(res: dict) -> list[str]:
+    return _table_section(
+        "### Decoding compressed vectors",
+        f"`{res['command']}`: the generator (greedy) reads the first {res['limit']} sentences of each dev file after their "
+        f"embeddings went through a codec; vector_cosine is the decoded vector's cosine to the exact one, cosine that of "
+        f"the re-encoded output. {_machine(res['machine'])}.",
+        res["results"], ["file", "codec", "vector_cosine", "n", "bleu", "exact_match", "token_f1", "cosine"])
+
+
 def hybrid_section(res: dict) -> list[str]:
     return _table_section(
         "## Hybrid decoder (Variant 3)",
@@ -162,6 +171,8 @@ def main() -> None:
         lines += generative_section(gen)
     if (dec := _load("decoding")) is not None:
         lines += decoding_section(dec)
+    if (comp := _load("compressed_vectors")) is not None:
+        lines += compressed_section(comp)
     if (hyb := _load("hybrid")) is not None:
         lines += hybrid_section(hyb)
     if (svc := _load("service")) is not None:

@@ -70,6 +70,29 @@ def test_bank_build_is_resumable_and_reusable(tmp_path):
     assert shard.stat().st_mtime_ns == before
 
 
+def test_bank_add_continues_the_corpus_and_skips_what_is_there(tmp_path):
+    from .conftest import BANK_TEXTS
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(BANK_TEXTS) + "\n")
+    runner = CliRunner()
+    built = runner.invoke(main, ["bank", "build", "--corpus", str(corpus), "--out", str(tmp_path / "bank"), "--limit", "10", *SMALL,
+                                 "--precision", "fp32"])
+    assert built.exit_code == 0, built.output
+    args = ["bank", "add", str(tmp_path / "bank"), "--corpus", str(corpus), "--offset", "8", "--precision", "fp32"]
+    added = runner.invoke(main, args)
+    assert added.exit_code == 0, added.output
+    assert "added 6 entries (2 already there)" in added.output  # texts 8, 9 came with the build
+    info = json.loads(runner.invoke(main, ["bank", "info", str(tmp_path / "bank")]).output)
+    assert info["size"] == len(BANK_TEXTS)
+    assert info["metadata"]["additions"] == [{"corpus": ["corpus.txt"], "seed": 0, "offset": 8, "limit": None, "added": 6,
+                                              "skipped_duplicates": 2, "precision": "fp32"}]
+    found = runner.invoke(main, ["decode", "--bank", str(tmp_path / "bank"), "--text", BANK_TEXTS[-1], "--json"])
+    assert json.loads(found.output)["text"] == BANK_TEXTS[-1]  # an added entry is searchable after the reload
+    other = runner.invoke(main, ["bank", "add", str(tmp_path / "bank"), "--corpus", str(corpus), "--model", "all-mpnet-base-v2"])
+    assert other.exit_code == 1 and "IncompatibleArtifact" in other.output
+
+
 def test_decode_text_npy_and_jsonl(tmp_path, small_encoder):
     out, texts = _build_bank(tmp_path)
     runner = CliRunner()
@@ -142,7 +165,7 @@ def test_train_then_roundtrip_generative(tmp_path):
                                    "--cache", str(tmp_path / "emb")])
     assert trained.exit_code == 0, trained.output
     log = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine"} <= set(log[-1])
+    assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine", "lm_mean"} <= set(log[-1])
     rt = runner.invoke(main, ["roundtrip", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--jsonl"])
     assert rt.exit_code == 0, rt.output
     rows = [json.loads(line) for line in rt.output.splitlines()]
@@ -152,3 +175,29 @@ def test_train_then_roundtrip_generative(tmp_path):
     assert json.loads(ev.output)["n"] == 3
     missing = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative", "--generative", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "train one" in missing.output
+
+
+def test_train_from_a_bank_without_vectors(tmp_path, small_encoder):
+    """A bank's texts and the vectors its PQ index decodes are training pairs; the run records how close they were."""
+    from lightweight_decoder.config import PhraseBankConfig
+    from lightweight_decoder.phrasebank import PhraseBank
+
+    from .conftest import BANK_TEXTS
+
+    texts = [f"{t} ({i})" for i in range(8) for t in BANK_TEXTS]  # 128 distinct texts
+    PhraseBank.from_vectors(texts, small_encoder.encode(texts), encoder_name=small_encoder.name,
+                            config=PhraseBankConfig(index_factory="PQ8x4", vector_dtype="none")).save(tmp_path / "bank")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(texts[:20] + ["A sentence only the corpus has."]) + "\n")
+    runner = CliRunner()
+    assert "give --corpus FILE or --bank DIR" in runner.invoke(main, ["train", "--out", str(tmp_path / "x"), "--steps", "1"]).output
+    trained = runner.invoke(main, ["train", "--bank", str(tmp_path / "bank"), "--corpus", str(corpus), "--out", str(tmp_path / "gen"),
+                                   "--preset", "tiny", "--steps", "2", "--encoder", "all-MiniLM-L6-v2", "--batch-size", "8",
+                                   "--cache", str(tmp_path / "emb")])
+    assert trained.exit_code == 0, trained.output
+    assert "108 texts with vectors decoded from its PQ8x4 index" in trained.output  # the 20 the corpus has are not taken twice
+    meta = json.loads((tmp_path / "gen" / "decoder" / "config.json").read_text())["metadata"]
+    assert meta["train_texts"] == 21 + 108
+    corpus_part, bank_part = meta["data"]
+    assert corpus_part == {"corpus": ["corpus.txt"], "seed": 0, "offset": 0, "texts": 21}
+    assert bank_part["texts"] == 108 and bank_part["vectors"] == "reconstructed" and 0.2 < bank_part["cosine_to_fresh"] < 0.999

@@ -55,6 +55,10 @@ def test_prepare_corpus_cleans_and_limits_by_prefix(tmp_path):
     assert "Hi" not in full and all(len(t.split()) <= 20 for t in full)
     assert len(full) == 51
     assert prepare_corpus([tmp_path / "c.txt"], min_words=2, max_words=20, limit=10) == full[:10]
+    assert prepare_corpus([tmp_path / "c.txt"], min_words=2, max_words=20, offset=10, limit=5) == full[10:15]
+    assert prepare_corpus([tmp_path / "c.txt"], min_words=2, max_words=20, offset=10) == full[10:]
+    with pytest.raises(InvalidInput, match="offset"):
+        prepare_corpus([tmp_path / "c.txt"], offset=-1)
     split = prepare_corpus([tmp_path / "c.txt"], split=True, seed=None, min_words=1)
     assert split[0] == "The cat sat."
 

@@ -56,6 +56,38 @@ def test_budget_limits_encoder_calls(bank, generator, small_encoder):
     assert [r.details["route"] for r in batch] == ["rerank", "fast_path"]
 
 
+class _SlowEncoderDouble:
+    """Test double: the small encoder, on a fake clock that advances 10 ms per text it encodes."""
+
+    def __init__(self, encoder):
+        self.inner, self.now, self.texts = encoder, 0.0, 0
+        self.name, self.dimension = encoder.name, encoder.dimension
+
+    def clock(self) -> float:
+        return self.now
+
+    def encode(self, texts, **kwargs):
+        self.now += 0.01 * len(texts)
+        self.texts += len(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator, small_encoder, monkeypatch):
+    from lightweight_decoder.decoders import hybrid as hybrid_module
+
+    slow = _SlowEncoderDouble(small_encoder)
+    monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, slow,
+                           HybridConfig(num_steps=20, edits_per_step=48, max_encoder_calls=100, max_seconds=0.5))
+    target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
+    slow.texts = 0
+    result = hybrid.generate(target)
+    # the pool (bank top 10 + 8 generated) costs ~0.18 s; a full round of 48 edits would end at ~0.66 s
+    assert slow.texts <= 50 and result.timings["total_ms"] <= 500 + 1e-6
+    assert result.details["stopped_by"] in ("max_seconds", "converged") and result.details["encoder_calls"] >= 2
+    assert hybrid.generate(target, max_seconds=0.05).details["stopped_by"] == "max_seconds"  # the pool alone spends it
+
+
 def test_works_without_a_generator(bank, small_encoder):
     hybrid = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, HybridConfig(num_steps=3))
     assert isinstance(hybrid.decode(small_encoder.encode("A small village by a river.")), str)

@@ -114,6 +114,21 @@ def test_bank_without_vectors_uses_index_scores(rng):
     np.testing.assert_allclose(bank.vector([7])[0], vectors[7], atol=1e-6)
 
 
+def test_compressed_index_returns_approximate_vectors_and_says_so(rng):
+    vectors = _unit(rng, 600, 64)
+    ivf_pq = PhraseBank.from_vectors([f"e{i}" for i in range(600)], vectors, encoder_name="test",
+                                     config=PhraseBankConfig(index_factory="IVF16,PQ16", vector_dtype="none"))
+    approx = ivf_pq.vector([3, 599, 3])  # an IVF index needs its direct map to find an id: built on first use
+    assert approx.shape == (3, 64) and not ivf_pq.vectors_exact
+    np.testing.assert_allclose(np.linalg.norm(approx, axis=1), 1.0, atol=1e-5)
+    cos = np.sum(approx * vectors[[3, 599, 3]], axis=1)
+    assert 0.3 < cos.min() and cos.max() < 0.999  # close to the originals, but not equal to them
+    assert ivf_pq.vector([]).shape == (0, 64)
+    flat = PhraseBank.from_vectors(["a", "b"], vectors[:2], encoder_name="test",
+                                   config=PhraseBankConfig(index_factory="Flat", vector_dtype="none"))
+    assert flat.vectors_exact
+
+
 def test_saved_folder_has_ordinary_permissions(tmp_path, small_bank):
     import os
     import stat

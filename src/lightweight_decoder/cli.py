@@ -186,6 +186,23 @@ def bank() -> None:
     """
 
 
+def _embedded_corpus(corpus: Sequence[str], encoder: Any, options: dict[str, Any], *, limit: int | None, offset: int = 0,
+                     cache_dir: str | None, precision: str, batch_size: int = 64) -> tuple[list[str], np.ndarray]:
+    """The cleaned, shuffled texts of ``corpus`` (``offset`` and ``limit`` applied) and their vectors,
+    embedded through the resumable cache (with a progress bar)."""
+    from .data import EmbeddingCache, default_cache_dir, prepare_corpus
+
+    texts = prepare_corpus(list(corpus), **options, limit=limit, offset=offset)
+    click.echo(f"{len(texts):,} texts after cleaning and deduplication" + (f" (from text {offset:,} of the shuffle)" if offset else ""), err=True)
+    # a cache holds one text list: an offset gives another list, hence another folder (offset 0 keeps the old keys)
+    key = {**options, "offset": offset} if offset else options
+    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, precision, **key)
+    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision=precision)
+    click.echo(f"embedding cache: {cache_path} ({cache.count():,} done)", err=True)
+    cache.build(texts, encoder, batch_size=batch_size)
+    return cache.load(limit=len(texts))
+
+
 @bank.command("build")
 @click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder to write the bank to (replaced atomically).")
@@ -210,27 +227,63 @@ def bank_build(corpus: tuple[str, ...], out: str, limit: int | None, index_facto
       lightweight-decoder bank build --corpus a.txt.gz --corpus b.txt --out bank --limit 200000 --index "IVF1024,PQ96"
     """
     from .config import PhraseBankConfig
-    from .data import EmbeddingCache, default_cache_dir, prepare_corpus
     from .encoder import TextEncoder, resolve_precision
     from .phrasebank import PhraseBank
 
     precision = resolve_precision(precision)  # recorded in the bank's metadata as the precision used
     config = PhraseBankConfig(index_factory=index_factory, vector_dtype=vector_dtype, nprobe=nprobe)
     options = {"split": split_sentences, "min_words": min_words, "max_words": max_words, "dedupe": True, "seed": seed}
-    texts = prepare_corpus(list(corpus), **options, limit=limit)
-    click.echo(f"{len(texts):,} texts after cleaning and deduplication", err=True)
     encoder = TextEncoder(model)
-    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, precision, **options)
-    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision=precision)
-    click.echo(f"embedding cache: {cache_path} ({cache.count():,} done)", err=True)
-    cache.build(texts, encoder, batch_size=batch_size)
-    texts, vectors = cache.load(limit=len(texts))
+    texts, vectors = _embedded_corpus(corpus, encoder, options, limit=limit, cache_dir=cache_dir, precision=precision,
+                                      batch_size=batch_size)
     built = PhraseBank.from_vectors(
         texts, vectors, encoder_name=encoder.name, config=config,
         metadata={"corpus": [Path(c).name for c in corpus], "limit": limit, "precision": precision, **options},
     )
     built.save(out)
     click.echo(f"wrote {len(built):,} entries ({encoder.name}, {encoder.dimension}-D, {index_factory}) to {out}", err=True)
+
+
+@bank.command("add")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N texts of the seeded shuffle (e.g. those the bank was built from).")
+@click.option("--limit", type=click.IntRange(min=1), help="Add at most N texts (counted from --offset).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True, help="Encoding precision for the corpus.")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home, keyed by corpus and options).")
+@click.option("-m", "--model", help="Encoder name or folder (default: the one the bank was built with).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+def bank_add(path: str, corpus: tuple[str, ...], offset: int, limit: int | None, seed: int, precision: str, cache_dir: str | None,
+             model: str | None, batch_size: int) -> None:
+    """Embed more texts (resumable, with progress) and add them to a bank; the folder is replaced atomically.
+
+    Texts the bank already holds are skipped. A trained index (IVF, PQ) is not retrained: new entries
+    are encoded with the codebooks it has. The bank's metadata records each addition.
+
+    \b
+    Example (continue the shipped bank's own corpus order where it stopped):
+      lightweight-decoder bank add models/default/bank --corpus a.txt.gz --offset 167936 --limit 50000
+    """
+    from .encoder import TextEncoder, resolve_precision
+    from .phrasebank import PhraseBank
+
+    target = PhraseBank.load(path)
+    encoder = TextEncoder(model or target.encoder_name)
+    target._check_encoder(encoder.name, encoder.dimension)  # its vectors must live in the bank's space
+    precision = resolve_precision(precision)
+    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": seed}
+    texts, vectors = _embedded_corpus(corpus, encoder, options, limit=limit, offset=offset, cache_dir=cache_dir,
+                                      precision=precision, batch_size=batch_size)
+    held = set(target.texts)
+    new = [i for i, t in enumerate(texts) if t not in held]
+    if new:
+        target.add([texts[i] for i in new], vectors[new])
+    additions = target.metadata.setdefault("additions", [])
+    additions.append({"corpus": [Path(c).name for c in corpus], "seed": seed, "offset": offset, "limit": limit,
+                      "added": len(new), "skipped_duplicates": len(texts) - len(new), "precision": precision})
+    target.save(path)
+    click.echo(f"added {len(new):,} entries ({len(texts) - len(new):,} already there); {path} now holds {len(target):,}", err=True)
 
 
 @bank.command("info")
@@ -249,13 +302,16 @@ def bank_info(path: str) -> None:
 
 # ---- training ------------------------------------------------------------------------------------
 @main.command("train")
-@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--corpus", "corpus", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--bank", "banks", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Also train on a phrase bank's texts and the vectors it holds (no re-encoding); repeatable.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Training folder (decoder/, checkpoint/, train_log.jsonl); resumes if present.")
 @click.option("--preset", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (the schedule length).")
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Fit the schedule to this time budget instead.")
 @click.option("--encoder", "model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder; the decoder learns its embeddings.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N texts of the seeded shuffle.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N texts of the seeded shuffle (--limit counts from there).")
 @click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False), help="Dev sentences for periodic BLEU / exact match / cosine.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
@@ -268,30 +324,44 @@ def bank_info(path: str) -> None:
 @click.option("--corpus-seed", type=int, default=0, show_default=True,
               help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed (initialisation, batches, noise).")
-def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str, limit: int | None,
-              dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None, init_from: str | None,
-              warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int) -> None:
-    """Train a generative decoder for an encoder from text files (embeds them first, resumably).
+def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
+              limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
+              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int) -> None:
+    """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
+
+    A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
+    fresh encodings is measured on a sample and printed.
 
     \b
     Example:
       lightweight-decoder train --corpus sentences.txt --out my-decoder --preset small --minutes 30 --dev dev.txt
       lightweight-decoder train --corpus mine.txt --out tuned --init models/default/generative --steps 2000
+      lightweight-decoder train --bank my-bank --out from-bank --minutes 60
     """
-    from .data import EmbeddingCache, default_cache_dir, prepare_corpus
     from .encoder import TextEncoder
     from .model import ModelConfig
     from .train import TrainConfig, train
 
     if steps is None and minutes is None:
         raise click.UsageError("give --steps or --minutes")
-    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": corpus_seed}
-    texts = prepare_corpus(list(corpus), **options, limit=limit)
+    if not corpus and not banks:
+        raise click.UsageError("give --corpus FILE or --bank DIR (or both)")
     encoder = TextEncoder(model)
-    cache_path = cache_dir or default_cache_dir(list(corpus), encoder.name, "auto", **options)
-    cache = EmbeddingCache(cache_path, encoder_name=encoder.name, dimension=encoder.dimension, precision="auto")
-    cache.build(texts, encoder)
-    texts, vectors = cache.load(limit=len(texts))
+    texts: list[str] = []
+    parts: list[np.ndarray] = []
+    sources: list[dict[str, Any]] = []
+    if corpus:
+        options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": corpus_seed}
+        corpus_texts, corpus_vectors = _embedded_corpus(corpus, encoder, options, limit=limit, offset=offset, cache_dir=cache_dir,
+                                                        precision="auto")
+        texts, parts = list(corpus_texts), [corpus_vectors]
+        sources.append({"corpus": [Path(c).name for c in corpus], "seed": corpus_seed, "offset": offset, "texts": len(corpus_texts)})
+    for bank_dir in banks:
+        bank_texts, bank_vectors, source = _bank_training_pairs(bank_dir, encoder, skip=set(texts))
+        texts.extend(bank_texts)
+        parts.append(bank_vectors)
+        sources.append(source)
+    vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
     dev_texts = dev_vectors = None
     if dev_file:
         dev_texts = _read_texts((), dev_file)[:200]
@@ -301,8 +371,32 @@ def train_cmd(corpus: tuple[str, ...], out: str, preset: str, steps: int | None,
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
     overrides = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else None
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides,
-                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from)
+                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources)
     click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
+
+
+def _bank_training_pairs(path: str, encoder: Any, *, skip: set[str], sample: int = 64) -> tuple[list[str], np.ndarray, dict[str, Any]]:
+    """A bank's texts (minus ``skip``) with its vectors as float16, and a record of where they came from.
+
+    Vectors decoded from a compressed index are approximate: their mean cosine to fresh encodings of
+    ``sample`` entries is measured, so a run's metadata says how close its training inputs were."""
+    from .phrasebank import PhraseBank
+
+    bank = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    keep = [i for i, t in enumerate(bank.texts) if t not in skip]
+    vectors = np.empty((len(keep), bank.dimension), np.float16)
+    step = 8192
+    for start in range(0, len(keep), step):  # in slices: a float32 copy of a large bank need not exist at once
+        vectors[start:start + step] = bank.vector(keep[start:start + step])
+    source: dict[str, Any] = {"bank": Path(path).name, "index": bank.config.index_factory, "texts": len(keep),
+                              "vectors": "exact" if bank.vectors_exact else "reconstructed"}
+    if not bank.vectors_exact and keep:
+        pick = np.random.default_rng(0).choice(len(keep), min(sample, len(keep)), replace=False)
+        fresh = encoder.encode([bank.texts[keep[i]] for i in pick], precision="auto")
+        source["cosine_to_fresh"] = round(float(np.mean(np.sum(fresh * vectors[pick].astype(np.float32), axis=1))), 4)
+        click.echo(f"{path}: {len(keep):,} texts with vectors decoded from its {bank.config.index_factory} index "
+                   f"(mean cosine {source['cosine_to_fresh']:.3f} to fresh encodings of {len(pick)} of them)", err=True)
+    return [bank.texts[i] for i in keep], vectors, source
 
 
 # ---- Module 2 ------------------------------------------------------------------------------------

@@ -120,14 +120,18 @@ def prepare_corpus(
     dedupe: bool = True,
     seed: int | None = 0,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[str]:
     """Read, (optionally) sentence-split, normalise, length-filter, deduplicate and shuffle texts.
 
     The order is a seeded shuffle, so a larger ``limit`` extends a smaller one: an embedding cache
-    built for the first 100k texts is reused when asking for 300k.
+    built for the first 100k texts is reused when asking for 300k. ``offset`` skips the first texts of
+    that order (say, the ones a bank already holds) and ``limit`` counts from there.
     """
     if min_words < 1 or max_words < min_words:
         raise InvalidInput(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
+    if offset < 0:
+        raise InvalidInput(f"offset must be >= 0, got {offset}")
     seen: set[str] = set()
     texts: list[str] = []
     for raw in read_lines(paths):
@@ -142,7 +146,7 @@ def prepare_corpus(
             texts.append(text)
     if seed is not None:
         random.Random(seed).shuffle(texts)
-    return texts[:limit] if limit is not None else texts
+    return texts[offset:offset + limit] if limit is not None else texts[offset:]
 
 
 def default_cache_dir(

@@ -226,15 +226,31 @@ class PhraseBank:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def vectors_exact(self) -> bool:
+        """Whether :meth:`vector` returns the vectors as added (kept, or a ``Flat`` index) rather than
+        an approximation decoded from a compressed index (PQ, SQ)."""
+        return self.vectors is not None or self.config.index_factory == "Flat"
+
     def vector(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Unit vectors of entries (stored, else reconstructed from the index) ``[len(ids), D]``."""
+        """Unit vectors of entries (stored, else reconstructed from the index) ``[len(ids), D]``.
+
+        >>> bank.vector([0, 5]).shape      # doctest: +SKIP
+        (2, 768)
+        """
+        import faiss
+
         ids = np.asarray(ids, dtype=np.int64)
         if self.vectors is not None:
             return self.vectors[ids].astype(np.float32)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+            ivf.make_direct_map()  # an inverted-list index finds an id's list through this map (8 bytes per entry)
         try:
-            return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+            out = np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dimension))
         except RuntimeError as exc:
             raise InvalidInput(f"index {self.config.index_factory!r} cannot return vectors; keep vectors in the bank") from exc
+        return self._normalise(out)
 
     def search(self, vectors: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """Per query vector, the ``k`` nearest entries as ``(text, score, id)``, best first."""

@@ -205,6 +205,7 @@ def train(
     dev_vectors: np.ndarray | None = None,
     encoder: "TextEncoder | None" = None,
     init_from: str | os.PathLike[str] | None = None,
+    data_sources: list[dict] | None = None,
     show_progress_bar: bool = True,
 ) -> "GenerativeDecoder":
     """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder.
@@ -212,6 +213,7 @@ def train(
     ``init_from`` starts from a saved decoder's weights and tokenizer (its shapes; ``model_overrides``
     may add zero-initialised parts such as ``cond_inject=True`` or change loss weights) instead of a fresh
     ``preset`` model, so training accumulates across runs and a shipped decoder can be fine-tuned.
+    ``data_sources`` (where ``texts`` and ``vectors`` came from) is kept in the decoder's metadata.
     """
     import torch
     from tqdm.auto import tqdm
@@ -280,6 +282,8 @@ def train(
         decoder.metadata = {"steps": state["step"], "train_seconds": round(state["elapsed_s"], 1),
                             "train_texts": len(texts), "tokens_seen": state["tokens_seen"],
                             "precision": "bf16" if use_bf16 else "fp32", "train_config": cfg.to_dict()}
+        if data_sources:
+            decoder.metadata["data"] = data_sources
         if history:
             decoder.metadata.update(initialised_from=history, cumulative_steps=steps_before + state["step"])
         decoder.save(out / "decoder")
@@ -290,6 +294,7 @@ def train(
                disable=not show_progress_bar)
     model.train()
     step_start = time.monotonic()
+    interval_nats = interval_tokens = 0.0  # the LM loss over all tokens since the last log line (one batch's swings with its length)
     while state["step"] < total:
         step = state["step"]
         for group in optimizer.param_groups:
@@ -305,9 +310,12 @@ def train(
         state["elapsed_s"] += now - step_start
         step_start = now
         state["step"] += 1
-        state["tokens_seen"] += int((targets != mc.pad_id).sum())
+        n_tokens = int((targets != mc.pad_id).sum())
+        state["tokens_seen"] += n_tokens
+        interval_nats += losses["lm"].item() * n_tokens
+        interval_tokens += n_tokens
         bar.update(1)
-        bar.set_postfix(loss=f"{losses['lm'].item():.3f}", lr=f"{group['lr']:.2e}")
+        bar.set_postfix(loss=f"{interval_nats / interval_tokens:.3f}", lr=f"{group['lr']:.2e}")
         if fit_to_deadline and deadline is not None and state["step"] == 20:
             per_step = state["elapsed_s"] / 20  # fit the schedule to the time budget once it is measured
             total = state["total_steps"] = max(21, int(20 + (deadline - now) / per_step))
@@ -315,6 +323,7 @@ def train(
         done = state["step"] >= total or (deadline is not None and now >= deadline)
         if state["step"] % cfg.eval_every == 0 or done:
             record = {"step": state["step"], "loss": round(losses["loss"].item(), 4), "lm": round(losses["lm"].item(), 4),
+                      "lm_mean": round(interval_nats / interval_tokens, 4),
                       "bow": round(losses["bow"].item(), 4) if "bow" in losses else 0.0, "lr": group["lr"], "grad_norm": round(grad_norm, 3),
                       "elapsed_s": round(state["elapsed_s"], 1), "tokens_seen": state["tokens_seen"],
                       "cumulative_step": steps_before + state["step"]}
@@ -324,6 +333,7 @@ def train(
                 model.train()
             log(record)
             logger.info("step %d: %s", state["step"], record)
+            interval_nats = interval_tokens = 0.0
         if state["step"] % cfg.checkpoint_every == 0 or done:
             save_checkpoint(ckpt, model, optimizer, state)
             save_decoder()

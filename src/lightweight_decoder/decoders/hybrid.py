@@ -8,6 +8,7 @@
 3. Correction: up to ``num_steps`` rounds of edits of the current best (word and phrase substitutions,
    insertions and deletions, drawn from the pooled candidates), re-encoded in one batch per round; keep
    the best; stop when cosine stops improving or the budget (``max_encoder_calls``, ``max_seconds``) is spent.
+   A round judges only as many edits as the time left pays for, at the per-text cost measured in this call.
 
 >>> hybrid = HybridDecoder(phrase_decoder, generative_decoder, encoder)   # doctest: +SKIP
 >>> result = hybrid.generate(vector); result.details["route"]             # doctest: +SKIP
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["HybridConfig", "HybridDecoder", "propose_edits"]
 
+_clock = time.perf_counter  # one name for the time source, so a test can run the budget on a fake clock
 _CLAUSE = re.compile(r",\s+|;\s+|\s+(?=(?:and|but|which|who|while|after|because|in|of|with)\s)")
 
 
@@ -114,16 +116,18 @@ class HybridDecoder(TextDecoder):
         return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
 
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
-        """Decode with detail: route, steps, encoder calls, the bank's best cosine and the cosine after the
-        candidate ranking and after each correction step (``details["cosine_per_step"]``).
+        """Decode with detail: route, steps, encoder calls, the bank's best cosine, the cosine after the
+        candidate ranking and after each correction step (``details["cosine_per_step"]``), and what ended the
+        correction (``details["stopped_by"]``: ``num_steps``, ``converged``, ``no_edits``, ``max_encoder_calls``
+        or ``max_seconds``; a round is cut to the edits the time left pays for).
 
         ``overrides`` are :class:`HybridConfig` fields for this call (e.g. ``num_steps=20``).
         """
         cfg = self.config.replace(**overrides) if overrides else self.config
         queries, single = as_query_matrix(vectors, self.embedding_dim)
-        start = time.perf_counter()
+        start = _clock()
         results = [self._one(q, cfg) for q in queries]
-        self.monitor.record(time.perf_counter() - start, n=len(results))
+        self.monitor.record(_clock() - start, n=len(results))
         return results[0] if single else results
 
     def _score(self, texts: list[str], query: np.ndarray, cfg: HybridConfig) -> np.ndarray:
@@ -131,19 +135,19 @@ class HybridDecoder(TextDecoder):
         return self.encoder.encode(texts, precision=cfg.judge_precision) @ query
 
     def _one(self, query: np.ndarray, cfg: HybridConfig) -> DecodeResult:
-        start = time.perf_counter()
+        start = _clock()
         rng = np.random.default_rng(cfg.seed)
         bank = self.phrase.generate(query, top_k=cfg.bank_k, method="greedy")
         candidates = [Candidate(c.text, c.score, "bank") for c in bank.candidates]
-        timings = {"bank_ms": (time.perf_counter() - start) * 1000.0}
+        timings = {"bank_ms": (_clock() - start) * 1000.0}
         if bank.score >= cfg.tau:
             timings["total_ms"] = timings["bank_ms"]
             return DecodeResult(bank.text, bank.score, "hybrid", candidates, timings,
                                 details={"route": "fast_path", "steps": 0, "encoder_calls": 0, "bank_score": bank.score,
-                                         "cosine_per_step": [bank.score]})
+                                         "cosine_per_step": [bank.score], "stopped_by": "fast_path"})
         pool = [c.text for c in candidates]
         if self.generator is not None:
-            t = time.perf_counter()
+            t = _clock()
             if cfg.num_beams:
                 beam = self.generator.generate(query, num_beams=max(cfg.num_beams, 1), num_return_sequences=cfg.num_beams)
                 pool += [c.text for c in beam.candidates]
@@ -151,38 +155,50 @@ class HybridDecoder(TextDecoder):
                 sampled = self.generator.generate(query, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
                                                   num_return_sequences=cfg.num_samples, seed=cfg.seed, num_beams=1)
                 pool += [c.text for c in sampled.candidates]
-            timings["generate_ms"] = (time.perf_counter() - t) * 1000.0
+            timings["generate_ms"] = (_clock() - t) * 1000.0
         pool = [t for t in dict.fromkeys(pool) if t.strip()]
-        t = time.perf_counter()
+        t = _clock()
         scores = self._score(pool, query, cfg)
         calls = 1
+        per_text = (_clock() - t) / len(pool)  # this call's cost of judging one text, updated each round
         best = int(np.argmax(scores))
         current, current_score = pool[best], float(scores[best])
         trace = [current_score]  # all judged in one precision, so the trace is comparable step to step
         known = {text: float(s) for text, s in zip(pool, scores)}
-        route, steps = "rerank", 0
+        route, steps, stop = "rerank", 0, "num_steps"
         for _ in range(cfg.num_steps):
-            if calls >= cfg.max_encoder_calls or time.perf_counter() - start >= cfg.max_seconds:
+            # a round judges as many edits as the time left pays for, so max_seconds bounds the call
+            # (up to the error of the per-text estimate) instead of being checked only between rounds
+            affordable = int((cfg.max_seconds - (_clock() - start)) / per_text) if per_text > 0 else cfg.edits_per_step
+            if calls >= cfg.max_encoder_calls:
+                stop = "max_encoder_calls"
                 break
-            edits = [e for e in propose_edits(current, pool, rng, cfg.edits_per_step) if e not in known]
+            if affordable < 1:
+                stop = "max_seconds"
+                break
+            edits = [e for e in propose_edits(current, pool, rng, cfg.edits_per_step) if e not in known][:affordable]
             if not edits:
+                stop = "no_edits"
                 break
+            round_start = _clock()
             edit_scores = self._score(edits, query, cfg)
+            per_text = (_clock() - round_start) / len(edits)
             calls += 1
             known.update(zip(edits, map(float, edit_scores)))
             top = int(np.argmax(edit_scores))
             if edit_scores[top] <= current_score + 1e-5:
+                stop = "converged"
                 break  # no edit helps: a local optimum
             current, current_score = edits[top], float(edit_scores[top])
             steps += 1
             route = "corrected"
             trace.append(current_score)
-        timings["judge_ms"] = (time.perf_counter() - t) * 1000.0
-        timings["total_ms"] = (time.perf_counter() - start) * 1000.0
+        timings["judge_ms"] = (_clock() - t) * 1000.0
+        timings["total_ms"] = (_clock() - start) * 1000.0
         ranked = sorted(known.items(), key=lambda kv: -kv[1])[:20]
         return DecodeResult(current, current_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
                             details={"route": route, "steps": steps, "encoder_calls": calls, "bank_score": bank.score,
-                                     "cosine_per_step": trace})
+                                     "cosine_per_step": trace, "stopped_by": stop})
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "decoder": "hybrid", "bank_size": len(self.phrase.bank),
