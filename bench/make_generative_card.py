@@ -31,6 +31,19 @@ def _history(t: dict) -> list[str]:
             markdown_table(rows, ["from", "steps", "tokens_seen", "train_texts", "minutes", "precision"])]
 
 
+def _data(t: dict) -> str:
+    """The training data in words, from the sources ``train`` recorded (older models record only a count)."""
+    parts = []
+    for source in t.get("data", []):
+        if "corpus" in source:
+            where = f", from text {source['offset']:,} on" if source.get("offset") else ""
+            parts.append(f"{source['texts']:,} corpus sentences (shuffle seed {source['seed']}{where})")
+        else:
+            fidelity = f", cosine {source['cosine_to_fresh']} to fresh encodings" if "cosine_to_fresh" in source else ""
+            parts.append(f"{source['texts']:,} texts of bank {source['bank']} ({source['vectors']} vectors{fidelity})")
+    return "; ".join(parts) if parts else f"{t['train_texts']:,} sentences (the embedded part of the corpus)"
+
+
 def _baseline(bench: dict) -> list[str]:
     if "baseline" not in bench:
         return []
@@ -75,7 +88,7 @@ def main() -> None:
         f"(warm-up {t['train_config']['warmup_steps']}, cosine decay), noise on inputs up to {t['train_config']['noise_std']}, "
         + (f"length curriculum over {t['train_config']['curriculum_steps']} steps; " if t['train_config']['curriculum_steps'] else "no length curriculum; ")
         + f"{t['tokens_seen']:,} target tokens seen |",
-        f"| data | {t['train_texts']:,} sentences (the embedded part of the corpus) |",
+        f"| data | {_data(t)} |",
         f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on 2 CPU cores ({t.get('precision', 'bf16')}) |",
         f"| on disk | {sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file()) / 2**20:.1f} MB |",
         "",
@@ -107,10 +120,12 @@ def main() -> None:
         f"{bench.get('rss_mb_imports_only', '(not measured)')} MB.",
         "",
         "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy; steps counted "
-        "across all runs):",
+        "across all runs; loss is the training LM loss in nats/token, over every token since the previous line where "
+        "the log has `lm_mean`, else that of the last batch):",
         "",
-        markdown_table([{"step": r.get("cumulative_step", r["step"]), **{k: r.get(k) for k in ("lm", "bleu", "exact_match", "cosine")}}
-                        for r in log], ["step", "lm", "bleu", "exact_match", "cosine"]),
+        markdown_table([{"step": r.get("cumulative_step", r["step"]), "loss": r.get("lm_mean", r.get("lm")),
+                         **{k: r.get(k) for k in ("bleu", "exact_match", "cosine")}}
+                        for r in log], ["step", "loss", "bleu", "exact_match", "cosine"]),
         "",
     ]
     if args.note:

@@ -124,9 +124,11 @@ def test_compressed_index_returns_approximate_vectors_and_says_so(rng):
     cos = np.sum(approx * vectors[[3, 599, 3]], axis=1)
     assert 0.3 < cos.min() and cos.max() < 0.999  # close to the originals, but not equal to them
     assert ivf_pq.vector([]).shape == (0, 64)
-    flat = PhraseBank.from_vectors(["a", "b"], vectors[:2], encoder_name="test",
-                                   config=PhraseBankConfig(index_factory="Flat", vector_dtype="none"))
-    assert flat.vectors_exact
+    for factory in ("Flat", "HNSW8", "IVF4,Flat"):
+        whole = PhraseBank.from_vectors([f"e{i}" for i in range(600)], vectors, encoder_name="test",
+                                        config=PhraseBankConfig(index_factory=factory, vector_dtype="none"))
+        assert whole.vectors_exact, factory
+        np.testing.assert_allclose(whole.vector([3, 599]), vectors[[3, 599]], atol=1e-6)
 
 
 def test_saved_folder_has_ordinary_permissions(tmp_path, small_bank):

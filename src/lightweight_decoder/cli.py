@@ -258,8 +258,9 @@ def bank_add(path: str, corpus: tuple[str, ...], offset: int, limit: int | None,
              model: str | None, batch_size: int) -> None:
     """Embed more texts (resumable, with progress) and add them to a bank; the folder is replaced atomically.
 
-    Texts the bank already holds are skipped. A trained index (IVF, PQ) is not retrained: new entries
-    are encoded with the codebooks it has. The bank's metadata records each addition.
+    The corpus is cleaned as the bank's was (sentence splitting and word limits from its metadata) and
+    shuffled with --seed. Texts the bank already holds are skipped. A trained index (IVF, PQ) is not
+    retrained: new entries are encoded with the codebooks it has. The bank's metadata records each addition.
 
     \b
     Example (continue the shipped bank's own corpus order where it stopped):
@@ -272,7 +273,10 @@ def bank_add(path: str, corpus: tuple[str, ...], offset: int, limit: int | None,
     encoder = TextEncoder(model or target.encoder_name)
     target._check_encoder(encoder.name, encoder.dimension)  # its vectors must live in the bank's space
     precision = resolve_precision(precision)
-    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": seed}
+    # cleaned as the bank's own corpus was (its metadata records how), so --offset continues the same order
+    built_with = {"split": False, "min_words": 1, "max_words": 64, **target.metadata}
+    options = {"split": built_with["split"], "min_words": built_with["min_words"], "max_words": built_with["max_words"],
+               "dedupe": True, "seed": seed}
     texts, vectors = _embedded_corpus(corpus, encoder, options, limit=limit, offset=offset, cache_dir=cache_dir,
                                       precision=precision, batch_size=batch_size)
     held = set(target.texts)

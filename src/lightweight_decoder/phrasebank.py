@@ -228,9 +228,16 @@ class PhraseBank:
 
     @property
     def vectors_exact(self) -> bool:
-        """Whether :meth:`vector` returns the vectors as added (kept, or a ``Flat`` index) rather than
-        an approximation decoded from a compressed index (PQ, SQ)."""
-        return self.vectors is not None or self.config.index_factory == "Flat"
+        """Whether :meth:`vector` returns the vectors as added (kept, or an index that stores them whole:
+        ``Flat``, ``HNSW32``, ``IVF...,Flat``) rather than an approximation decoded from codes (PQ, SQ)."""
+        import faiss
+
+        if self.vectors is not None:
+            return True
+        index = faiss.downcast_index(self.index)
+        if isinstance(index, faiss.IndexHNSW):
+            index = faiss.downcast_index(index.storage)
+        return isinstance(index, (faiss.IndexFlat, faiss.IndexIVFFlat))
 
     def vector(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Unit vectors of entries (stored, else reconstructed from the index) ``[len(ids), D]``.
