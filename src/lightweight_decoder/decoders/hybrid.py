@@ -118,8 +118,8 @@ class HybridDecoder(TextDecoder):
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: route, steps, encoder calls, the bank's best cosine, the cosine after the
         candidate ranking and after each correction step (``details["cosine_per_step"]``), and what ended the
-        correction (``details["stopped_by"]``: ``num_steps``, ``converged``, ``no_edits``, ``max_encoder_calls``
-        or ``max_seconds``; a round is cut to the edits the time left pays for).
+        correction (``details["stopped_by"]``: ``num_steps``, ``converged``, ``no_edits``, ``max_encoder_calls``,
+        ``max_seconds``, or ``fast_path`` when there was none; a round is cut to the edits the time left pays for).
 
         ``overrides`` are :class:`HybridConfig` fields for this call (e.g. ``num_steps=20``).
         """
