@@ -20,7 +20,7 @@ import argparse
 import numpy as np
 from _common import REPO, command, dev_sentences, machine, write_result
 
-from lightweight_decoder.quality import RoundTrip, markdown_table, summarize
+from lightweight_decoder.quality import RoundTrip, markdown_table, output_cosines, summarize
 
 FILES = ("wikipedia_dev.txt", "dialogue_dev.txt")
 
@@ -72,7 +72,7 @@ def main() -> None:
         for codec, roundtrip in codecs.items():
             vectors = roundtrip(exact)
             outputs = [r.text for r in decoder.generate(vectors, batch_size=64, num_beams=1, do_sample=False)]
-            cosines = np.sum(encoder.encode(outputs) * exact, axis=1)  # against the exact embedding
+            cosines = output_cosines(encoder, outputs, exact)  # against the exact embedding
             summary = summarize([RoundTrip(t, o, float(c), 0.0) for t, o, c in zip(texts, outputs, cosines)])
             summary.pop("ms_per_sentence", None)
             rows.append({"file": name, "codec": codec, "vector_cosine": round(float(np.mean(np.sum(vectors * exact, axis=1))), 5),

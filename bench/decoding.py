@@ -17,7 +17,7 @@ import time
 
 from _common import REPO, SHARED, command, dev_sentences, machine, write_result
 
-from lightweight_decoder.quality import RoundTrip, markdown_table, summarize
+from lightweight_decoder.quality import RoundTrip, markdown_table, output_cosines, summarize
 
 # every setting is spelled out in full, so the model folder's own generation defaults do not leak in
 PLAIN = {"num_beams": 1, "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "length_penalty": 1.0}
@@ -52,13 +52,8 @@ def main() -> None:
             start = time.perf_counter()
             outputs = [r.text for r in decoder.generate(targets, batch_size=64, **{**PLAIN, **overrides})]
             ms = (time.perf_counter() - start) * 1000.0 / len(texts)
-            keep = [i for i, o in enumerate(outputs) if o.strip()]
-            cosines = [0.0] * len(outputs)
-            if keep:
-                vecs = encoder.encode([outputs[i] for i in keep])
-                for i, v in zip(keep, vecs):
-                    cosines[i] = float(v @ targets[i])
-            summary = summarize([RoundTrip(t, o, c, ms) for t, o, c in zip(texts, outputs, cosines)])
+            cosines = output_cosines(encoder, outputs, targets)
+            summary = summarize([RoundTrip(t, o, float(c), ms) for t, o, c in zip(texts, outputs, cosines)])
             rows.append({"file": path.name, "setting": name, **summary})
             print(rows[-1], flush=True)
     path = write_result("decoding", {

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightweight_decoder.quality import RoundTrip, bleu, exact_match, markdown_table, rouge_l, roundtrip, summarize, token_f1
+from lightweight_decoder.quality import RoundTrip, bleu, exact_match, markdown_table, output_cosines, rouge_l, roundtrip, summarize, token_f1
 
 
 def test_metrics_on_known_pairs():
@@ -28,3 +28,11 @@ def test_roundtrip_and_summary(small_encoder):
 def test_empty_output_scores_zero_cosine(small_encoder):
     rows = list(roundtrip(["A sentence."], small_encoder, lambda v: ""))
     assert rows == [RoundTrip("A sentence.", "", 0.0, rows[0].ms)]
+
+
+def test_output_cosines_batch_matches_one_at_a_time(small_encoder):
+    targets = small_encoder.encode(["The cat sat on the mat.", "Stocks fell sharply.", "Rain again."])
+    outputs = ["A cat sat on a mat.", "", "Rain again."]
+    cosines = output_cosines(small_encoder, outputs, targets)
+    assert cosines[1] == 0.0 and cosines[2] == pytest.approx(1.0, abs=1e-5)
+    assert cosines[0] == pytest.approx(float(small_encoder.encode(outputs[0]) @ targets[0]), abs=1e-5)

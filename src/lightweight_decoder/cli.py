@@ -392,9 +392,10 @@ def _bank_training_pairs(path: str, encoder: Any, *, skip: set[str], sample: int
     step = 8192
     for start in range(0, len(keep), step):  # in slices: a float32 copy of a large bank need not exist at once
         vectors[start:start + step] = bank.vector(keep[start:start + step])
+    exact = bank.vectors_exact
     source: dict[str, Any] = {"bank": Path(path).name, "index": bank.config.index_factory, "texts": len(keep),
-                              "vectors": "exact" if bank.vectors_exact else "reconstructed"}
-    if not bank.vectors_exact and keep:
+                              "vectors": "exact" if exact else "reconstructed"}
+    if not exact and keep:
         pick = np.random.default_rng(0).choice(len(keep), min(sample, len(keep)), replace=False)
         fresh = encoder.encode([bank.texts[keep[i]] for i in pick], precision="auto")
         source["cosine_to_fresh"] = round(float(np.mean(np.sum(fresh * vectors[pick].astype(np.float32), axis=1))), 4)

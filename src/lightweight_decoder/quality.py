@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from .encoder import TextEncoder
 
-__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "summarize"]
+__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "output_cosines", "summarize"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -81,6 +81,20 @@ class RoundTrip:
         return {"input": self.input, "output": self.output, "cosine": round(self.cosine, 6), "ms": round(self.ms, 3)}
 
 
+def output_cosines(encoder: "TextEncoder", outputs: Sequence[str], targets: np.ndarray) -> np.ndarray:
+    """Cosine of each re-encoded output to its row of ``targets`` (unit vectors ``[N, D]``), encoded in one batch;
+    an empty output scores 0 (it has no embedding).
+
+    >>> output_cosines(encoder, ["A cat sat.", ""], encoder.encode(["The cat sat.", "x"]))   # doctest: +SKIP
+    array([0.87, 0.  ], dtype=float32)
+    """
+    cosines = np.zeros(len(outputs), np.float32)
+    keep = [i for i, o in enumerate(outputs) if o.strip()]
+    if keep:
+        cosines[keep] = np.sum(encoder.encode([outputs[i] for i in keep]) * np.asarray(targets, np.float32)[keep], axis=1)
+    return cosines
+
+
 def roundtrip(
     texts: Sequence[str],
     encoder: "TextEncoder",
@@ -98,8 +112,7 @@ def roundtrip(
         start = time.perf_counter()
         output = decode(target)
         ms = (time.perf_counter() - start) * 1000.0
-        cosine = float(encoder.encode(output) @ target) if output.strip() else 0.0
-        yield RoundTrip(text, output, cosine, ms)
+        yield RoundTrip(text, output, float(output_cosines(encoder, [output], target[None])[0]), ms)
 
 
 def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:

@@ -93,13 +93,11 @@ class GenerativeDecoder(TextDecoder):
     def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
         if self.encoder is None:
             return [np.full(len(row), math.nan) for row in texts]
+        from ..quality import output_cosines
+
         flat = [t for row in texts for t in row]
-        keep = [i for i, t in enumerate(flat) if t.strip()]
-        sims = np.zeros(len(flat), np.float32)
-        if keep:
-            vecs = self.encoder.encode([flat[i] for i in keep])
-            owners = np.repeat(np.arange(len(texts)), [len(r) for r in texts])[keep]
-            sims[keep] = np.sum(vecs * queries[owners], axis=1)
+        owners = np.repeat(np.arange(len(texts)), [len(r) for r in texts])
+        sims = output_cosines(self.encoder, flat, queries[owners])
         out, pos = [], 0
         for row in texts:
             out.append(sims[pos:pos + len(row)])
