@@ -121,8 +121,10 @@ def hybrid_section(res: dict) -> list[str]:
     return _table_section(
         "## Hybrid decoder (Variant 3)",
         f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}. "
-        f"{_machine(res['machine'])}.",
-        res["results"], ["file", "decoder", "num_steps", "encoder_calls", "bleu", "exact_match", "cosine", "ms_per_sentence"],
+        f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the cosine, "
+        f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
+        f"lower candidates left out). {_machine(res['machine'])}.",
+        res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "cosine", "ms_per_sentence"],
         after=(f"![quality against correction budget](results/{res['plot']})", ""))
 
 

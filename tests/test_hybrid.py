@@ -88,6 +88,68 @@ def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator
     assert hybrid.generate(target, max_seconds=0.05).details["stopped_by"] == "max_seconds"  # the pool alone spends it
 
 
+class _GeneratorDouble:
+    """Test double of GenerativeDecoder: greedy decoding of the query itself gives ``first``, of any other vector
+    ``other``; beams and samples give numbered filler. Records each request (kind and vector) and advances
+    ``clock_owner``'s fake clock by ``seconds`` per text it returns."""
+
+    def __init__(self, dimension, first, other, clock_owner=None, seconds=0.0):
+        self.embedding_dim, self.first, self.other = dimension, first, other
+        self.clock_owner, self.seconds, self.requests, self.query = clock_owner, seconds, [], None
+
+    def generate(self, vector, rescore=True, num_beams=1, do_sample=False, num_return_sequences=1, **kwargs):
+        from lightweight_decoder.decoders.base import Candidate, DecodeResult
+
+        assert rescore is False  # the hybrid judges candidates itself; re-encoding them here would be paid twice
+        kind = "sample" if do_sample else "beam" if num_beams > 1 else "greedy"
+        self.requests.append((kind, np.array(vector)))
+        if self.clock_owner is not None:
+            self.clock_owner.now += self.seconds * num_return_sequences
+        if kind != "greedy":
+            texts = [f"Filler number {i} from {kind}." for i in range(num_return_sequences)]
+        else:
+            texts = [self.first if self.query is not None and np.allclose(vector, self.query) else self.other]
+        return DecodeResult(texts[0], float("nan"), "generative", [Candidate(t, float("nan"), "generator") for t in texts])
+
+
+def test_regenerates_from_the_residual_between_target_and_best(bank, small_encoder):
+    target_text = "The river flooded the town after three days of heavy rain."
+    target = small_encoder.encode(target_text)
+    double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other=target_text)
+    double.query = target
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), double, small_encoder,
+                           HybridConfig(num_steps=3, num_beams=0, num_samples=0, residual_alpha=0.5, max_seconds=60))
+    result = hybrid.generate(target)
+    pool = [hit.text for hit in bank.search(target, 10)[0]] + ["A dog barked loudly."]
+    best_vector = small_encoder.encode(pool)[int(np.argmax(small_encoder.encode(pool) @ target))]
+    shifted = target + 0.5 * (target - best_vector)
+    kind, vector = double.requests[1]  # the first correction round's regeneration
+    assert kind == "greedy" and np.allclose(vector, shifted / np.linalg.norm(shifted), atol=1e-4)
+    assert result.text == target_text and result.details["residual_steps"] == 1
+    assert result.details["pool"] == ["bank", "greedy", "bank_rest"] and result.details["skipped"] == []
+    hybrid.config = hybrid.config.replace(residual_alpha=0.0)
+    assert hybrid.generate(target).details["residual_steps"] == 0 and len(double.requests) == 4  # greedy only
+
+
+def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encoder, monkeypatch):
+    from lightweight_decoder.decoders import hybrid as hybrid_module
+
+    slow = _SlowEncoderDouble(small_encoder)
+    monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
+    double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.",
+                              clock_owner=slow, seconds=0.2)
+    hybrid = HybridDecoder(PhraseBankDecoder(bank), double, slow,
+                           HybridConfig(num_steps=5, num_beams=4, num_samples=4, max_encoder_calls=100, max_seconds=0.5))
+    target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
+    result = hybrid.generate(target)
+    # greedy 0.2 s + 4 texts judged 0.04 s; 4 beams (~0.44 s before measured) do not fit; the bank's other 7 do
+    assert result.details["pool"] == ["bank", "greedy", "bank_rest"] and result.details["skipped"] == ["beam", "sample"]
+    assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration
+    assert result.timings["total_ms"] <= 500 + 1e-6
+    roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
+    assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
+
+
 def test_works_without_a_generator(bank, small_encoder):
     hybrid = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, HybridConfig(num_steps=3))
     assert isinstance(hybrid.decode(small_encoder.encode("A small village by a river.")), str)

@@ -68,6 +68,15 @@ def test_load_rejects_other_encoder(tmp_path, small_bank):
     assert "all-MiniLM-L6-v2 (384-D)" in str(err.value) and "all-mpnet-base-v2 (768-D)" in str(err.value)
 
 
+def test_check_encoder_names_both_spaces(small_bank, small_encoder):
+    class EncoderDouble:  # test double: same dimension, another model
+        name, dimension = "my-own-encoder", 384
+
+    small_bank.check_encoder(small_encoder)  # the bank's own encoder passes
+    with pytest.raises(IncompatibleArtifact, match=r"all-MiniLM-L6-v2 \(384-D\); got my-own-encoder \(384-D\)"):
+        small_bank.check_encoder(EncoderDouble())
+
+
 @pytest.mark.parametrize("name", ["index.faiss", "vectors.npy", "phrases.jsonl.gz"])
 def test_corrupt_files_are_named(tmp_path, small_bank, name):
     small_bank.save(tmp_path / "bank")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -52,6 +53,8 @@ def test_saved_decoder_loads_and_generates(trained, small_encoder):
     result = loaded.generate(q[0], num_beams=3, num_return_sequences=2)
     assert result.method == "generative" and len(result.candidates) == 2 and result.token_ids
     assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ q[0]), abs=1e-4)
+    unscored = loaded.generate(q[0], num_beams=3, num_return_sequences=2, rescore=False)  # the caller judges
+    assert math.isnan(unscored.score) and sorted(c.text for c in unscored.candidates) == sorted(c.text for c in result.candidates)
     meta = json.loads((out / "decoder" / "config.json").read_text())
     assert meta["type"] == "generative_decoder" and meta["metadata"]["steps"] == 400 and meta["parameters"] < 1_000_000
 

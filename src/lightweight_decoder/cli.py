@@ -271,7 +271,7 @@ def bank_add(path: str, corpus: tuple[str, ...], offset: int, limit: int | None,
 
     target = PhraseBank.load(path)
     encoder = TextEncoder(model or target.encoder_name)
-    target._check_encoder(encoder.name, encoder.dimension)  # its vectors must live in the bank's space
+    target.check_encoder(encoder)  # its vectors must live in the bank's space
     precision = resolve_precision(precision)
     # cleaned as the bank's own corpus was (its metadata records how), so --offset continues the same order
     built_with = {"split": False, "min_words": 1, "max_words": 64, **target.metadata}

@@ -198,7 +198,7 @@ class PhraseBank:
         if vectors is None:
             if encoder is None:
                 raise InvalidInput("add() needs vectors or an encoder")
-            self._check_encoder(encoder.name, encoder.dimension)
+            self.check_encoder(encoder)
             vectors = encoder.encode(list(texts))
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
@@ -215,11 +215,13 @@ class PhraseBank:
         if hnsw is not None:
             hnsw.efSearch = self.config.ef_search
 
-    def _check_encoder(self, name: str, dimension: int) -> None:
-        if name != self.encoder_name or dimension != self.dimension:
+    def check_encoder(self, encoder: "TextEncoder") -> None:
+        """Raise :class:`IncompatibleArtifact` unless ``encoder`` is the one the bank's vectors came from
+        (same name and dimension): a query or a new entry from another encoder lives in another space."""
+        if encoder.name != self.encoder_name or encoder.dimension != self.dimension:
             raise IncompatibleArtifact(
                 f"bank was built with {self.encoder_name} ({self.dimension}-D); "
-                f"got {name} ({dimension}-D)"
+                f"got {encoder.name} ({encoder.dimension}-D)"
             )
 
     # ---- queries ------------------------------------------------------------------------------

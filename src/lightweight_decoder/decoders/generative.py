@@ -57,10 +57,13 @@ class GenerativeDecoder(TextDecoder):
 
     # ---- decoding -----------------------------------------------------------------------------
 
-    def generate(self, vectors: np.ndarray, batch_size: int = 64, **generation_kwargs: Any) -> DecodeResult | list[DecodeResult]:
+    def generate(self, vectors: np.ndarray, batch_size: int = 64, *, rescore: bool = True,
+                 **generation_kwargs: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: text, token ids, cosine after re-encoding (NaN without an encoder), timings.
 
         ``generation_kwargs`` are :class:`GenerationConfig` fields (``num_beams``, ``do_sample``, ...).
+        With an encoder attached, the outputs are re-encoded and ranked by cosine; ``rescore=False`` skips that
+        (scores NaN, candidates in the model's order) for a caller that judges them itself, as the hybrid does.
         """
         import torch
 
@@ -73,10 +76,10 @@ class GenerativeDecoder(TextDecoder):
                 hyps.extend(generate(self.model, torch.from_numpy(queries[i:i + batch_size]), cfg))
         gen_ms = (time.perf_counter() - start) * 1000.0 / max(len(queries), 1)
         texts = [[self.tokenizer.decode(h.tokens).strip() for h in row] for row in hyps]
-        scores = self._cosines(queries, texts)
+        scores = self._cosines(queries, texts) if rescore else [np.full(len(row), math.nan) for row in texts]
         results = []
         for row_hyps, row_texts, row_scores in zip(hyps, texts, scores):
-            order = np.argsort(-row_scores, kind="stable") if self.encoder is not None else np.arange(len(row_texts))
+            order = np.argsort(-row_scores, kind="stable") if self.encoder is not None and rescore else np.arange(len(row_texts))
             best = int(order[0])
             results.append(DecodeResult(
                 text=row_texts[best], score=float(row_scores[best]), method="generative",

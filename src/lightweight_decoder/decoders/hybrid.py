@@ -1,14 +1,18 @@
 """Variant 3: candidates from the phrase bank and the generator, judged by the encoder, then corrected.
 
 1. Fast path: if the bank's best match already has cosine >= ``tau``, return it.
-2. Otherwise pool the bank's top-k and the generator's beam and samples, re-encode them in one batch,
-   and keep the one closest to the target.
-   (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16 instructions, fp32 elsewhere;
-   the two agree to a cosine of ~1e-4.)
-3. Correction: up to ``num_steps`` rounds of edits of the current best (word and phrase substitutions,
-   insertions and deletions, drawn from the pooled candidates), re-encoded in one batch per round; keep
-   the best; stop when cosine stops improving or the budget (``max_encoder_calls``, ``max_seconds``) is spent.
-   A round judges only as many edits as the time left pays for, at the per-text cost measured in this call.
+2. Otherwise build a pool of candidates, cheapest and likeliest first, within the time budget: the bank's
+   best ``judge_k`` and the generator's greedy output, re-encoded in one batch; then, in a second batch, the
+   rest of the bank's top-k and the generator's beams and samples, each only if the time left pays for making
+   and judging it (costs measured in this call and the decoder's previous ones). Keep the candidate closest to
+   the target. (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16
+   instructions, fp32 elsewhere; the two agree to a cosine of ~1e-4.)
+3. Correction: up to ``num_steps`` rounds. Each round proposes edits of the current best (word and phrase
+   substitutions, insertions and deletions, drawn from the pool) and, with a generator, a regeneration from
+   the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
+   and re-encodes them in one batch; keep the best; stop when cosine stops improving or the budget
+   (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only as many proposals as the time left
+   pays for, at the per-text cost measured in this call.
 
 >>> hybrid = HybridDecoder(phrase_decoder, generative_decoder, encoder)   # doctest: +SKIP
 >>> result = hybrid.generate(vector); result.details["route"]             # doctest: +SKIP
@@ -46,12 +50,14 @@ class HybridConfig(BaseConfig):
 
     tau: float = 0.97
     bank_k: int = 10
+    judge_k: int = 3
     num_beams: int = 4
     num_samples: int = 4
     temperature: float = 0.8
     top_p: float = 0.95
     num_steps: int = 5
     edits_per_step: int = 48
+    residual_alpha: float = 0.5
     max_encoder_calls: int = 40
     max_seconds: float = 1.0
     judge_precision: str = "auto"
@@ -59,10 +65,12 @@ class HybridConfig(BaseConfig):
 
     def validate(self) -> None:
         _check(_is_number(self.tau) and -1 <= self.tau <= 1.01, f"tau must be a cosine in [-1, 1] (above 1 disables the fast path), got {self.tau!r}")
-        self._check_ints("bank_k", "edits_per_step", "max_encoder_calls", minimum=1)
+        self._check_ints("bank_k", "judge_k", "edits_per_step", "max_encoder_calls", minimum=1)
         self._check_ints("num_beams", "num_samples", "num_steps", "seed", minimum=0)
         _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
+        _check(_is_number(self.residual_alpha) and self.residual_alpha >= 0,
+               f"residual_alpha must be >= 0 (0 turns regeneration from the residual off), got {self.residual_alpha!r}")
         _check(_is_number(self.max_seconds) and self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds!r}")
         _check(self.judge_precision in PRECISIONS, f"judge_precision must be one of {PRECISIONS}, got {self.judge_precision!r}")
 
@@ -98,6 +106,47 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
     return list(out)
 
 
+class _Judge:
+    """The encoder as the judge of one query: scores texts in batches, remembers every score, keeps the best
+    (with its vector, for regeneration from the residual) and measures what judging one text costs."""
+
+    def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float) -> None:
+        self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
+        self.known: dict[str, float] = {}
+        self.calls, self.seconds, self.per_text = 0, 0.0, 0.0
+        self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
+
+    def time_left(self) -> float:
+        return self.cfg.max_seconds - (_clock() - self.start)
+
+    def affordable(self, reserve: float = 0.0) -> int:
+        """How many texts the time left (less ``reserve`` seconds) pays for, at the cost measured so far."""
+        return int((self.time_left() - reserve) / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
+
+    def __call__(self, texts: list[str]) -> bool:
+        """Judge the texts not judged before, in one batch; True when one of them beats the best so far."""
+        texts = [t for t in dict.fromkeys(texts) if t.strip() and t not in self.known]
+        if not texts:
+            return False
+        t = _clock()
+        # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
+        vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
+        elapsed = _clock() - t
+        self.calls, self.seconds, self.per_text = self.calls + 1, self.seconds + elapsed, elapsed / len(texts)
+        scores = vectors @ self.query
+        self.known.update(zip(texts, map(float, scores)))
+        top = int(np.argmax(scores))
+        if scores[top] <= self.best_score + 1e-5:
+            return False
+        self.best, self.best_score, self.best_vector = texts[top], float(scores[top]), vectors[top]
+        return True
+
+
+# Generation cost before this decoder has measured it, as a multiple of the greedy time of the same call
+# (measured on the shipped small model, 1 thread: 4 beams ~2.2x, 4 samples ~2.5x the greedy time).
+_PRIOR_COST = {"beam": 0.55, "sample": 0.65}  # per returned sequence
+
+
 class HybridDecoder(TextDecoder):
     """Phrase bank + generator, re-ranked and corrected with the encoder as the judge."""
 
@@ -111,15 +160,18 @@ class HybridDecoder(TextDecoder):
         self.config = config or HybridConfig()
         self.embedding_dim = encoder.dimension
         self.monitor = PerformanceMonitor()
+        self._generation_seconds: dict[tuple[str, int], float] = {}  # last measured, to plan the next call's pool
 
     def __repr__(self) -> str:
         return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
 
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: route, steps, encoder calls, the bank's best cosine, the cosine after the
-        candidate ranking and after each correction step (``details["cosine_per_step"]``), and what ended the
+        candidate ranking and after each correction step (``details["cosine_per_step"]``), what ended the
         correction (``details["stopped_by"]``: ``num_steps``, ``converged``, ``no_edits``, ``max_encoder_calls``,
-        ``max_seconds``, or ``fast_path`` when there was none; a round is cut to the edits the time left pays for).
+        ``max_seconds``, or ``fast_path`` when there was none), which candidate sources went into the pool
+        (``details["pool"]``), which the budget left out (``details["skipped"]``), and how many correction
+        steps a regeneration from the residual won (``details["residual_steps"]``).
 
         ``overrides`` are :class:`HybridConfig` fields for this call (e.g. ``num_steps=20``).
         """
@@ -130,75 +182,99 @@ class HybridDecoder(TextDecoder):
         self.monitor.record(_clock() - start, n=len(results))
         return results[0] if single else results
 
-    def _score(self, texts: list[str], query: np.ndarray, cfg: HybridConfig) -> np.ndarray:
-        # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
-        return self.encoder.encode(texts, precision=cfg.judge_precision) @ query
+    def _generated(self, query: np.ndarray, kind: str, n: int, cfg: HybridConfig) -> tuple[list[str], float]:
+        """The generator's texts for ``query`` (greedy, ``n`` beams or ``n`` samples) and the seconds they took."""
+        t = _clock()
+        if kind == "beam":
+            result = self.generator.generate(query, rescore=False, num_beams=n, num_return_sequences=n, do_sample=False)
+        elif kind == "sample":
+            result = self.generator.generate(query, rescore=False, do_sample=True, temperature=cfg.temperature,
+                                             top_p=cfg.top_p, num_return_sequences=n, seed=cfg.seed, num_beams=1)
+        else:
+            result = self.generator.generate(query, rescore=False, num_beams=1, do_sample=False, num_return_sequences=1)
+        seconds = _clock() - t
+        self._generation_seconds[(kind, n)] = seconds
+        return [c.text for c in result.candidates], seconds
 
     def _one(self, query: np.ndarray, cfg: HybridConfig) -> DecodeResult:
         start = _clock()
         rng = np.random.default_rng(cfg.seed)
         bank = self.phrase.generate(query, top_k=cfg.bank_k, method="greedy")
-        candidates = [Candidate(c.text, c.score, "bank") for c in bank.candidates]
+        bank_texts = [c.text for c in bank.candidates]
         timings = {"bank_ms": (_clock() - start) * 1000.0}
         if bank.score >= cfg.tau:
             timings["total_ms"] = timings["bank_ms"]
-            return DecodeResult(bank.text, bank.score, "hybrid", candidates, timings,
-                                details={"route": "fast_path", "steps": 0, "encoder_calls": 0, "bank_score": bank.score,
-                                         "cosine_per_step": [bank.score], "stopped_by": "fast_path"})
-        pool = [c.text for c in candidates]
+            return DecodeResult(bank.text, bank.score, "hybrid", [Candidate(c.text, c.score, "bank") for c in bank.candidates],
+                                timings, details={"route": "fast_path", "steps": 0, "encoder_calls": 0, "bank_score": bank.score,
+                                                  "cosine_per_step": [bank.score], "stopped_by": "fast_path",
+                                                  "pool": ["bank"], "skipped": [], "residual_steps": 0})
+        judge = _Judge(self.encoder, query, cfg, start)
+        generate_s, greedy_s = 0.0, 0.0
+        # 1. the pool, cheapest and likeliest first: the bank's best and the generator's greedy output, judged together
+        seed = bank_texts[:cfg.judge_k]
+        sources, skipped = ["bank"], []
         if self.generator is not None:
-            t = _clock()
-            if cfg.num_beams:
-                beam = self.generator.generate(query, num_beams=max(cfg.num_beams, 1), num_return_sequences=cfg.num_beams)
-                pool += [c.text for c in beam.candidates]
-            if cfg.num_samples:
-                sampled = self.generator.generate(query, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
-                                                  num_return_sequences=cfg.num_samples, seed=cfg.seed, num_beams=1)
-                pool += [c.text for c in sampled.candidates]
-            timings["generate_ms"] = (_clock() - t) * 1000.0
-        pool = [t for t in dict.fromkeys(pool) if t.strip()]
-        t = _clock()
-        scores = self._score(pool, query, cfg)
-        calls = 1
-        per_text = (_clock() - t) / len(pool)  # this call's cost of judging one text, updated each round
-        best = int(np.argmax(scores))
-        current, current_score = pool[best], float(scores[best])
-        trace = [current_score]  # all judged in one precision, so the trace is comparable step to step
-        known = {text: float(s) for text, s in zip(pool, scores)}
-        route, steps, stop = "rerank", 0, "num_steps"
+            greedy, greedy_s = self._generated(query, "greedy", 1, cfg)
+            seed, generate_s = seed + greedy, greedy_s
+            sources.append("greedy")
+        judge(seed)
+        # 2. more of the bank, the beams and the samples, each if the time left pays for making and judging it
+        rest = bank_texts[cfg.judge_k:]
+        more = list(rest)
+        wanted = [("beam", cfg.num_beams), ("sample", cfg.num_samples)] if self.generator is not None else []
+        for kind, n in wanted:
+            if n < 1:
+                continue
+            cost = self._generation_seconds.get((kind, n), greedy_s * _PRIOR_COST[kind] * n) + n * judge.per_text
+            if judge.calls >= cfg.max_encoder_calls or cost > judge.time_left() - len(more) * judge.per_text:
+                skipped.append(kind)
+                continue
+            texts, seconds = self._generated(query, kind, n, cfg)
+            more, generate_s = more + texts, generate_s + seconds
+            sources.append(kind)
+        more = [t for t in dict.fromkeys(more) if t not in judge.known][:max(judge.affordable(), 0)]
+        if more and judge.calls < cfg.max_encoder_calls:
+            judge(more)
+        if rest:
+            (sources if any(t in judge.known for t in rest) else skipped).append("bank_rest")
+        pool = list(judge.known)
+        trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
+        # 3. correction: edits of the current best, and a regeneration from the residual between target and best
+        route, steps, residual_steps, stop = "rerank", 0, 0, "num_steps"
         for _ in range(cfg.num_steps):
-            # a round judges as many edits as the time left pays for, so max_seconds bounds the call
-            # (up to the error of the per-text estimate) instead of being checked only between rounds
-            affordable = int((cfg.max_seconds - (_clock() - start)) / per_text) if per_text > 0 else cfg.edits_per_step
-            if calls >= cfg.max_encoder_calls:
+            if judge.calls >= cfg.max_encoder_calls:
                 stop = "max_encoder_calls"
                 break
-            if affordable < 1:
+            proposals = []
+            regenerate = self.generator is not None and cfg.residual_alpha > 0
+            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), greedy_s) + judge.per_text:
+                shifted = query + cfg.residual_alpha * (query - judge.best_vector)
+                proposals, seconds = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
+                generate_s += seconds
+            # a round judges as many edits as the time left pays for, so max_seconds bounds the call
+            # (up to the error of the per-text estimate) instead of being checked only between rounds
+            affordable = judge.affordable() - len(proposals)
+            if affordable < 1 and not proposals:
                 stop = "max_seconds"
                 break
-            edits = [e for e in propose_edits(current, pool, rng, cfg.edits_per_step) if e not in known][:affordable]
-            if not edits:
+            edits = [e for e in propose_edits(judge.best, pool, rng, cfg.edits_per_step) if e not in judge.known]
+            proposals = [p for p in proposals if p not in judge.known] + edits[:max(affordable, 0)]
+            if not proposals:
                 stop = "no_edits"
                 break
-            round_start = _clock()
-            edit_scores = self._score(edits, query, cfg)
-            per_text = (_clock() - round_start) / len(edits)
-            calls += 1
-            known.update(zip(edits, map(float, edit_scores)))
-            top = int(np.argmax(edit_scores))
-            if edit_scores[top] <= current_score + 1e-5:
+            if not judge(proposals):
                 stop = "converged"
-                break  # no edit helps: a local optimum
-            current, current_score = edits[top], float(edit_scores[top])
+                break  # nothing proposed helps: a local optimum
+            residual_steps += judge.best not in edits
             steps += 1
             route = "corrected"
-            trace.append(current_score)
-        timings["judge_ms"] = (_clock() - t) * 1000.0
-        timings["total_ms"] = (_clock() - start) * 1000.0
-        ranked = sorted(known.items(), key=lambda kv: -kv[1])[:20]
-        return DecodeResult(current, current_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
-                            details={"route": route, "steps": steps, "encoder_calls": calls, "bank_score": bank.score,
-                                     "cosine_per_step": trace, "stopped_by": stop})
+            trace.append(judge.best_score)
+        timings.update(generate_ms=generate_s * 1000.0, judge_ms=judge.seconds * 1000.0, total_ms=(_clock() - start) * 1000.0)
+        ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])[:20]
+        return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
+                            details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank.score,
+                                     "cosine_per_step": trace, "stopped_by": stop, "pool": sources, "skipped": skipped,
+                                     "residual_steps": residual_steps})
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "decoder": "hybrid", "bank_size": len(self.phrase.bank),

@@ -53,7 +53,7 @@ class PhraseBankDecoder(TextDecoder):
         self.config = config or PhraseDecoderConfig()
         self.encoder = encoder
         if encoder is not None:
-            bank._check_encoder(encoder.name, encoder.dimension)
+            bank.check_encoder(encoder)
         if self.config.method == "beam_search" and encoder is None:
             raise ConfigError("method 'beam_search' re-encodes the texts it composes: pass encoder=")
         self.embedding_dim = bank.dimension
