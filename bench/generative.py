@@ -121,8 +121,8 @@ def main() -> None:
     for path in sorted((SHARED / "eval").glob("*_dev.txt")):
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)  # once per file: both decoders are judged against the same vectors
-        for label, dec, rows in measured:
-            summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v).text, vectors=targets)))
+        for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second
+            summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets)))
             rows.append({"file": path.name, "decoding": _decoding(dec), **summary})
             print(f"{label}{rows[-1]}", flush=True)
     vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
