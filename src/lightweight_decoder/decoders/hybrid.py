@@ -119,9 +119,9 @@ class _Judge:
     def time_left(self) -> float:
         return self.cfg.max_seconds - (_clock() - self.start)
 
-    def affordable(self, reserve: float = 0.0) -> int:
-        """How many texts the time left (less ``reserve`` seconds) pays for, at the cost measured so far."""
-        return int((self.time_left() - reserve) / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
+    def affordable(self) -> int:
+        """How many texts the time left pays for, at the cost of judging one measured so far."""
+        return int(self.time_left() / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
 
     def __call__(self, texts: list[str]) -> bool:
         """Judge the texts not judged before, in one batch; True when one of them beats the best so far."""
