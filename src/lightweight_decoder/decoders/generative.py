@@ -76,10 +76,11 @@ class GenerativeDecoder(TextDecoder):
                 hyps.extend(generate(self.model, torch.from_numpy(queries[i:i + batch_size]), cfg))
         gen_ms = (time.perf_counter() - start) * 1000.0 / max(len(queries), 1)
         texts = [[self.tokenizer.decode(h.tokens).strip() for h in row] for row in hyps]
-        scores = self._cosines(queries, texts) if rescore else [np.full(len(row), math.nan) for row in texts]
+        scored = rescore and self.encoder is not None
+        scores = self._cosines(queries, texts) if scored else [np.full(len(row), math.nan) for row in texts]
         results = []
         for row_hyps, row_texts, row_scores in zip(hyps, texts, scores):
-            order = np.argsort(-row_scores, kind="stable") if self.encoder is not None and rescore else np.arange(len(row_texts))
+            order = np.argsort(-row_scores, kind="stable") if scored else np.arange(len(row_texts))
             best = int(order[0])
             results.append(DecodeResult(
                 text=row_texts[best], score=float(row_scores[best]), method="generative",
@@ -94,8 +95,6 @@ class GenerativeDecoder(TextDecoder):
         return results[0] if single else results
 
     def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
-        if self.encoder is None:
-            return [np.full(len(row), math.nan) for row in texts]
         from ..quality import output_cosines
 
         flat = [t for row in texts for t in row]

@@ -247,7 +247,7 @@ class HybridDecoder(TextDecoder):
                 break
             proposals = []
             regenerate = self.generator is not None and cfg.residual_alpha > 0
-            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), greedy_s) + judge.per_text:
+            if regenerate and judge.time_left() > self._generation_seconds[("greedy", 1)] + judge.per_text:
                 shifted = query + cfg.residual_alpha * (query - judge.best_vector)
                 proposals, seconds = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
                 generate_s += seconds
