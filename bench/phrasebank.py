@@ -22,11 +22,8 @@ import numpy as np
 from _common import REPO, SHARED, command, dev_sentences, machine, write_result
 
 
-def _percentiles(ms: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3)}
-
-
-def _vectors(cache_dir: str | None, needed: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, int]:
+def scale_vectors(cache_dir: str | None, needed: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, int]:
+    """``needed`` texts and unit vectors: the cache's real ones first, then perturbed copies; and how many are real."""
     from lightweight_decoder.data import EmbeddingCache
 
     if cache_dir is None:
@@ -48,23 +45,43 @@ def _vectors(cache_dir: str | None, needed: int, rng: np.random.Generator) -> tu
     return texts, vectors, real
 
 
-def scale(args: argparse.Namespace, encoder) -> list[dict]:
+def measure_search(bank, queries: np.ndarray, truth: np.ndarray) -> dict:
+    """Single-query ``PhraseBankDecoder.generate`` on each query (greedy, top-10, no cache, no re-encoding):
+    p50 / p95 latency and recall@1, the share of queries whose top hit is ``truth`` (exact search's)."""
+    from lightweight_decoder.config import PhraseDecoderConfig
+    from lightweight_decoder.decoders import PhraseBankDecoder
+
+    decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(cache_size=0, top_k=10))
+    ms, top1 = [], []
+    for q in queries:
+        t = time.perf_counter()
+        result = decoder.generate(q)
+        ms.append((time.perf_counter() - t) * 1000.0)
+        top1.append(result.details["id"])
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p95_ms": round(float(np.percentile(ms, 95)), 3),
+            "recall_at_1": round(float(np.mean(np.array(top1) == truth)), 4)}
+
+
+def exact_top1(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Each query's nearest vector by inner product (exact search, the recall baseline)."""
     import faiss
 
-    from lightweight_decoder.config import PhraseBankConfig, PhraseDecoderConfig
-    from lightweight_decoder.decoders import PhraseBankDecoder
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    return exact.search(queries, 1)[1][:, 0]
+
+
+def scale(args: argparse.Namespace, encoder) -> list[dict]:
+    from lightweight_decoder.config import PhraseBankConfig
     from lightweight_decoder.phrasebank import PhraseBank
 
     rng = np.random.default_rng(0)
     queries = encoder.encode(dev_sentences(n=args.queries), precision="auto")
-    all_texts, all_vectors, real = _vectors(args.cache, max(args.sizes), rng)
+    all_texts, all_vectors, real = scale_vectors(args.cache, max(args.sizes), rng)
     rows = []
     for size in args.sizes:
         texts, vectors = all_texts[:size], all_vectors[:size]
-        exact = faiss.IndexFlatIP(vectors.shape[1])
-        exact.add(vectors)
-        _, truth = exact.search(queries, 1)
-        del exact
+        truth = exact_top1(vectors, queries)
         nlist = {10_000: 128, 100_000: 512}.get(size, 1024)
         factories = ["Flat", "HNSW32", f"IVF{nlist},SQ8", f"IVF{nlist},PQ96"]
         if size > 200_000:
@@ -74,19 +91,11 @@ def scale(args: argparse.Namespace, encoder) -> list[dict]:
             bank = PhraseBank.from_vectors(texts, vectors, encoder_name=encoder.name,
                                            config=PhraseBankConfig(index_factory=factory, vector_dtype="none", nprobe=16, ef_search=128))
             build_s = time.perf_counter() - start
-            decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(cache_size=0, top_k=10))
-            ms, top1 = [], []
-            for q in queries:
-                t = time.perf_counter()
-                result = decoder.generate(q)
-                ms.append((time.perf_counter() - t) * 1000.0)
-                top1.append(result.details["id"])
             row = {"size": size, "real_vectors": min(real, size), "index": factory, "build_s": round(build_s, 1),
-                   **_percentiles(ms), "recall_at_1": round(float(np.mean(np.array(top1) == truth[:, 0])), 4),
-                   "memory_mb": round(bank.memory_bytes() / 2**20, 1)}
+                   **measure_search(bank, queries, truth), "memory_mb": round(bank.memory_bytes() / 2**20, 1)}
             rows.append(row)
             print(row, flush=True)
-            del bank, decoder
+            del bank
             gc.collect()
     return rows
 

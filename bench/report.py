@@ -135,6 +135,24 @@ def service_section(res: dict) -> list[str]:
         res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms"])
 
 
+def nprobe_section(res: dict) -> list[str]:
+    rows = res["rows"]
+    return [
+        "### Recall against nprobe at scale",
+        "",
+        f"`{res['command']}`. {_machine(res['machine'])}.",
+        "",
+        f"{rows[0]['size']:,} entries ({rows[0]['real_vectors']:,} real embeddings, the rest perturbed copies), each index "
+        "built once and searched with more and more IVF lists (`PhraseBank.set_search(nprobe=...)`, `--nprobe` on the "
+        "CLI). Latency and recall@1 are measured as in the table above.",
+        "",
+        markdown_table(rows, ["index", "nprobe", "p50_ms", "p95_ms", "recall_at_1"]),
+        "",
+        f"![recall against latency by nprobe](results/{res['plot']})",
+        "",
+    ]
+
+
 def _plot_scale(rows: list[dict]) -> None:
     import matplotlib
 
@@ -169,6 +187,8 @@ def main() -> None:
         lines += encoder_section(json.loads(path.read_text()))
     if (bank := _load("phrasebank")) is not None:
         lines += phrasebank_section(bank)
+    if (probes := _load("nprobe")) is not None:
+        lines += nprobe_section(probes)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
     if (dec := _load("decoding")) is not None:

@@ -108,6 +108,20 @@ def test_decode_text_npy_and_jsonl(tmp_path, small_encoder):
     assert by_stdin.output.splitlines() == texts[4:6]
 
 
+def test_decode_nprobe_reaches_the_bank(tmp_path, monkeypatch):
+    from lightweight_decoder.phrasebank import PhraseBank
+
+    out, texts = _build_bank(tmp_path)
+    asked = []
+    real = PhraseBank.set_search
+    monkeypatch.setattr(PhraseBank, "set_search", lambda self, **kw: (asked.append(kw), real(self, **kw))[1])
+    result = CliRunner().invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--nprobe", "4"])
+    assert result.exit_code == 0, result.output
+    assert asked == [{"nprobe": 4}] and result.output.splitlines() == [texts[0]]
+    bad = CliRunner().invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--nprobe", "0"])
+    assert bad.exit_code == 2 and "nprobe" in bad.output
+
+
 def test_decode_errors_are_friendly(tmp_path):
     out, _ = _build_bank(tmp_path)
     runner = CliRunner()

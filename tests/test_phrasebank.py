@@ -41,6 +41,27 @@ def test_index_types_agree_with_exact_search(factory, rng):
     np.testing.assert_allclose(hits[0][0].score, 1.0, atol=2e-3)  # exact re-scoring from stored vectors
 
 
+def test_set_search_trades_recall_for_probes_and_is_saved(tmp_path, rng):
+    vectors = _unit(rng, 2000)
+    queries = vectors[:100] + 0.5 * _unit(rng, 100)  # off the stored points, so the nearest list is not always theirs
+    texts = [f"entry {i}" for i in range(2000)]
+    bank = PhraseBank.from_vectors(texts, vectors, encoder_name="test",
+                                   config=PhraseBankConfig(index_factory="IVF16,Flat", vector_dtype="none", nprobe=1))
+    exact = np.argmax(queries @ vectors.T, axis=1)
+
+    def recall() -> float:
+        return float(np.mean([row[0].id == i for i, row in zip(exact, bank.search(queries, k=1))]))
+
+    one_list = recall()
+    bank.set_search(nprobe=16)  # every list: IVF,Flat is then exhaustive, hence exact
+    assert recall() == 1.0 > one_list
+    bank.save(tmp_path / "bank")
+    assert PhraseBank.load(tmp_path / "bank").config.nprobe == 16
+    with pytest.raises(ConfigError, match="nprobe"):
+        bank.set_search(nprobe=0)
+    assert bank.config.nprobe == 16  # a rejected value changes nothing
+
+
 def test_add_extends_the_bank(small_encoder):
     bank = PhraseBank.build(BANK_TEXTS[:4], small_encoder)
     bank.add(["A brand new sentence about volcanoes."], encoder=small_encoder)

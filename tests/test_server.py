@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lightweight_decoder.errors import ConfigError
 from lightweight_decoder.server import ServerConfig, create_app
 
 from .conftest import BANK_TEXTS
@@ -32,7 +33,7 @@ def server(tmp_path_factory, small_bank, small_encoder):
     # an untrained tiny model: these tests check the API, not the quality of its text
     create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300,
                               max_len=16).save(folder / "gen")
-    app = create_app(ServerConfig(bank=str(folder / "bank"), generative=str(folder / "gen"), max_batch=MAX_BATCH, max_text_chars=500))
+    app = create_app(ServerConfig(bank=str(folder / "bank"), generative=str(folder / "gen"), nprobe=3, max_batch=MAX_BATCH, max_text_chars=500))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -60,6 +61,7 @@ def test_health_info_metrics(server):
     info = server.get("/info").json()
     assert info["encoder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384}
     assert info["decoders"] == ["generative", "phrase"] and info["bank"]["size"] == len(BANK_TEXTS)
+    assert info["bank"]["nprobe"] == 3  # the server's --nprobe, not the bank's saved 16
     server.get("/health")
     text = server.get("/metrics").text
     assert 'ld_requests_total{endpoint="/health",status="200"}' in text and "ld_ready 1" in text
@@ -156,3 +158,8 @@ def test_fuzz_texts_never_500_and_server_survives(server, texts):
     r = server.post("/roundtrip", json={"texts": texts})
     assert r.status_code < 500, r.text
     _good_roundtrip(server)
+
+
+def test_server_config_rejects_a_bad_nprobe():
+    with pytest.raises(ConfigError, match="nprobe"):
+        ServerConfig(nprobe=0)

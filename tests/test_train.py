@@ -158,6 +158,12 @@ def test_minutes_alone_fit_the_schedule_and_stop(tmp_path, corpus, small_encoder
           model_overrides=TINY, show_progress_bar=False)
     state = json.loads((tmp_path / "m" / "checkpoint" / "state.json").read_text())
     assert state["total_steps"] < 10**9 and state["step"] <= state["total_steps"]
+    # a deadline before the 20 steps that fit the schedule: the schedule ends where the run did
+    cut = TrainConfig(steps=None, minutes=1e-5, batch_size=16, eval_every=10_000, checkpoint_every=10_000, precision="fp32")
+    train(tmp_path / "c", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cut,
+          model_overrides=TINY, show_progress_bar=False)
+    cut_state = json.loads((tmp_path / "c" / "checkpoint" / "state.json").read_text())
+    assert 1 <= cut_state["step"] == cut_state["total_steps"] < 20
     explicit = TrainConfig(steps=7, minutes=10.0, batch_size=16, eval_every=10_000, checkpoint_every=10_000, precision="fp32")
     train(tmp_path / "s", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=explicit,
           model_overrides=TINY, show_progress_bar=False)

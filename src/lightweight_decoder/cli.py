@@ -451,6 +451,9 @@ def core_train(pairs: str, out: str, mode: str, epochs: int, lattice_steps: int,
 
 
 # ---- decoding ------------------------------------------------------------------------------------
+_NPROBE_HELP = "IVF lists a bank search visits (default from the bank; more: higher recall, slower)."
+
+
 def _decoder_options(func: Any) -> Any:
     options = [
         click.option("--decoder", "kind", type=click.Choice(["phrase", "generative", "hybrid"]), default="phrase", show_default=True),
@@ -458,6 +461,7 @@ def _decoder_options(func: Any) -> Any:
         click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder (or training) folder (default: the shipped model)."),
         click.option("--method", type=click.Choice(["greedy", "weighted", "beam_search", "context_aware"]), help="Phrase assembly method (default from the config)."),
         click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
+        click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP),
         click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
@@ -634,9 +638,10 @@ def tune(input_file: str, limit: int, population: int, generations: int, latency
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True)
 @click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
 @click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model, if any).")
+@click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP)
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Largest batch accepted (larger -> 413).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=2000, show_default=True)
-def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, max_batch: int, max_text_chars: int) -> None:
+def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, nprobe: int | None, max_batch: int, max_text_chars: int) -> None:
     """Serve /encode, /decode, /roundtrip, /health, /info and /metrics over HTTP.
 
     \b
@@ -648,7 +653,7 @@ def serve(host: str, port: int, bank_path: str | None, generative_path: str | No
 
     from .server import ServerConfig, create_app
 
-    app = create_app(ServerConfig(bank=bank_path, generative=generative_path, max_batch=max_batch, max_text_chars=max_text_chars))
+    app = create_app(ServerConfig(bank=bank_path, generative=generative_path, nprobe=nprobe, max_batch=max_batch, max_text_chars=max_text_chars))
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

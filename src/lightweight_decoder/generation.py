@@ -136,20 +136,25 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     position = mc.prefix_len + 1
     histories: list[list[int]] = [[] for _ in range(N)]
     scores = torch.zeros(N)
-    finished = torch.zeros(N, dtype=torch.bool)
+    # rows still generating; logits, cache and inject hold only these, so a finished row costs nothing more
+    active = torch.arange(N)
     steps = min(cfg.max_new_tokens, mc.max_len)
     for step in range(steps):
-        logits = _penalise(logits.float(), histories, cfg, (mc.pad_id, mc.bos_id))
+        logits = _penalise(logits.float(), [histories[row] for row in active.tolist()], cfg, (mc.pad_id, mc.bos_id))
         logprobs = F.log_softmax(logits, dim=-1)
         token = _sample(logits, cfg, generator) if cfg.do_sample else logits.argmax(-1)
-        token = torch.where(finished, torch.full_like(token, mc.pad_id), token)
-        scores += torch.where(finished, torch.zeros(N), logprobs.gather(1, token[:, None])[:, 0])
-        for row in range(N):
-            if not finished[row] and token[row].item() != mc.eos_id:
-                histories[row].append(int(token[row]))
-        finished |= token == mc.eos_id
-        if bool(finished.all()) or step == steps - 1:
+        scores[active] += logprobs.gather(1, token[:, None])[:, 0]
+        ended = token == mc.eos_id
+        for row, tok, end in zip(active.tolist(), token.tolist(), ended.tolist()):
+            if not end:
+                histories[row].append(tok)
+        if bool(ended.all()) or step == steps - 1:
             break
+        if bool(ended.any()):
+            keep = (~ended).nonzero()[:, 0]
+            active, token = active[keep], token[keep]
+            cache = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in cache]
+            inject = None if inject is None else inject.index_select(0, keep)
         logits, cache = model.step(token, cache, position, inject)
         position += 1
     hyps = [Hypothesis(h, float(s)) for h, s in zip(histories, scores)]

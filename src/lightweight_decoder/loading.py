@@ -30,10 +30,11 @@ def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any
 
 def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
-                 model: str | None = None, encoder: Any = None) -> tuple[Any, Any]:
-    """Load a decoder by kind (``phrase`` or ``generative``) with the encoder it was built for.
+                 model: str | None = None, encoder: Any = None, nprobe: int | None = None) -> tuple[Any, Any]:
+    """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
+    ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`).
     Returns ``(decoder, encoder)``.
 
     >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
@@ -44,7 +45,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     if kind == "hybrid":
         from .decoders.hybrid import HybridConfig, HybridDecoder
 
-        phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder)
+        phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder, nprobe=nprobe)
         try:
             generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
         except (ModelNotFound, IncompatibleArtifact) as exc:
@@ -77,6 +78,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")
     encoder = _artifact_encoder(path, model, encoder)
     loaded = PhraseBank.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    loaded.set_search(nprobe=nprobe)
     config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
     changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
     return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder

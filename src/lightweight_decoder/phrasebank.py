@@ -11,6 +11,7 @@ When the bank keeps its vectors, approximate hits are re-scored exactly, so scor
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -204,6 +205,15 @@ class PhraseBank:
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
             raise InvalidInput(f"{len(texts)} texts need vectors of shape [{len(texts)}, {self.dimension}], got {vectors.shape}")
         self._append(list(texts), self._normalise(vectors))
+
+    def set_search(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Trade speed for recall without rebuilding: ``nprobe`` is how many IVF lists a search visits,
+        ``ef_search`` how many candidates an HNSW search keeps. More of either finds the exact nearest
+        neighbour more often and takes longer (``bench/nprobe.py`` measures nprobe at 1M entries). Kept by
+        :meth:`save`."""
+        changes = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value is not None}
+        self.config = dataclasses.replace(self.config, **changes)  # validates
+        self._apply_search_params()
 
     def _apply_search_params(self) -> None:
         import faiss

@@ -321,6 +321,8 @@ def train(
             total = state["total_steps"] = max(21, int(20 + (deadline - now) / per_step))
             bar.total = total
         done = state["step"] >= total or (deadline is not None and now >= deadline)
+        if done and fit_to_deadline and state["step"] < 20:  # the deadline came before the schedule was fitted: it ends here
+            total = state["total_steps"] = state["step"]
         if state["step"] % cfg.eval_every == 0 or done:
             record = {"step": state["step"], "loss": round(losses["loss"].item(), 4), "lm": round(losses["lm"].item(), 4),
                       "lm_mean": round(interval_nats / interval_tokens, 4),

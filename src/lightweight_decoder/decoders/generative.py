@@ -97,14 +97,10 @@ class GenerativeDecoder(TextDecoder):
     def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
         from ..quality import output_cosines
 
+        lengths = [len(row) for row in texts]
         flat = [t for row in texts for t in row]
-        owners = np.repeat(np.arange(len(texts)), [len(r) for r in texts])
-        sims = output_cosines(self.encoder, flat, queries[owners])
-        out, pos = [], 0
-        for row in texts:
-            out.append(sims[pos:pos + len(row)])
-            pos += len(row)
-        return out
+        sims = output_cosines(self.encoder, flat, queries[np.repeat(np.arange(len(texts)), lengths)])
+        return np.split(sims, np.cumsum(lengths)[:-1])
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "decoder": "generative", "encoder": self.encoder_name, "dimension": self.embedding_dim,

@@ -77,7 +77,7 @@ def info(request: Request) -> dict[str, Any]:
         "version": __version__,
         "encoder": {"name": state.encoder.name, "dimension": state.encoder.dimension},
         "decoders": sorted(state.decoders),
-        "bank": {"size": len(phrase.bank), "index": phrase.bank.config.index_factory},
+        "bank": {"size": len(phrase.bank), "index": phrase.bank.config.index_factory, "nprobe": phrase.bank.config.nprobe},
         "limits": {"max_batch": state.config.max_batch, "max_text_chars": state.config.max_text_chars},
     }
     if "generative" in state.decoders:
