@@ -259,7 +259,7 @@ def train(
     use_bf16 = resolve_precision(cfg.precision) == "bf16"
 
     # 4. resume
-    fit_to_deadline = cfg.steps is None
+    fit_to_deadline = cfg.steps is None  # until the schedule is fitted (after 20 steps)
     state = {"step": 0, "elapsed_s": 0.0, "total_steps": cfg.steps or 10**9, "tokens_seen": 0}
     if (ckpt / "state.json").exists():
         state = load_checkpoint(ckpt, model, optimizer)
@@ -320,8 +320,9 @@ def train(
             per_step = state["elapsed_s"] / 20  # fit the schedule to the time budget once it is measured
             total = state["total_steps"] = max(21, int(20 + (deadline - now) / per_step))
             bar.total = total
+            fit_to_deadline = False
         done = state["step"] >= total or (deadline is not None and now >= deadline)
-        if done and fit_to_deadline and state["step"] < 20:  # the deadline came before the schedule was fitted: it ends here
+        if done and fit_to_deadline:  # the deadline came before the schedule was fitted: it ends here
             total = state["total_steps"] = state["step"]
         if state["step"] % cfg.eval_every == 0 or done:
             record = {"step": state["step"], "loss": round(losses["loss"].item(), 4), "lm": round(losses["lm"].item(), 4),
