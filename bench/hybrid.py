@@ -44,8 +44,9 @@ def main() -> None:
                          **summarize(list(roundtrip(texts, encoder, decoder.decode, vectors=targets)))})
             print(rows[-1], flush=True)
         for steps in args.steps:
-            # the pool takes up to two encoder calls (its first batch, then what the time left pays for)
-            hybrid.config = HybridConfig(num_steps=steps, max_encoder_calls=steps + 2, max_seconds=args.max_seconds)
+            # the pool takes up to three encoder calls (a compressed bank's best few, the greedy output, then what the
+            # time left pays for), each correction round one more
+            hybrid.config = HybridConfig(num_steps=steps, max_encoder_calls=steps + 3, max_seconds=args.max_seconds)
             details = []
 
             def decode(v: np.ndarray) -> str:

@@ -85,7 +85,7 @@ def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator
     # the pool (bank top 10, greedy, 4 beams, 4 samples) costs ~0.19 s; a full round of 48 edits would end at ~0.67 s
     assert slow.texts <= 50 and result.timings["total_ms"] <= 500 + 1e-6
     assert result.details["stopped_by"] in ("max_seconds", "converged") and result.details["encoder_calls"] >= 2
-    assert hybrid.generate(target, max_seconds=0.05).details["stopped_by"] == "max_seconds"  # the pool alone spends it
+    assert hybrid.generate(target, max_seconds=0.01).details["stopped_by"] == "max_seconds"  # the pool alone spends it
 
 
 class _GeneratorDouble:
@@ -139,13 +139,13 @@ def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encod
     double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.",
                               clock_owner=slow, seconds=0.2)
     hybrid = HybridDecoder(PhraseBankDecoder(bank), double, slow,
-                           HybridConfig(num_steps=5, num_beams=4, num_samples=4, max_encoder_calls=100, max_seconds=0.5))
+                           HybridConfig(num_steps=5, num_beams=4, num_samples=4, max_encoder_calls=100, max_seconds=0.4))
     target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
     result = hybrid.generate(target)
-    # greedy 0.2 s + 4 texts judged 0.04 s; 4 beams (~0.44 s before measured) do not fit; the bank's other 7 do
+    # the bank's exact scores cost nothing; greedy 0.2 s + judging it 0.01 s; 4 beams (~0.44 s before measured) do not fit
     assert result.details["pool"] == ["bank", "greedy", "bank_rest"] and result.details["skipped"] == ["beam", "sample"]
-    assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration
-    assert result.timings["total_ms"] <= 500 + 1e-6
+    assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration (0.19 s < 0.21 s)
+    assert result.timings["total_ms"] <= 400 + 1e-6
     roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
     assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
 
@@ -173,3 +173,61 @@ def test_config_and_dimension_checks(bank, generator, small_encoder):
 
     with pytest.raises(IncompatibleArtifact):
         HybridDecoder(PhraseBankDecoder(bank), generator, EncoderDouble())
+
+
+class _RecordingEncoderDouble:
+    """Test double: the small encoder, recording every text it is asked to encode."""
+
+    def __init__(self, encoder):
+        self.inner, self.name, self.dimension, self.seen = encoder, encoder.name, encoder.dimension, []
+
+    def encode(self, texts, **kwargs):
+        self.seen += [texts] if isinstance(texts, str) else list(texts)
+        return self.inner.encode(texts, **kwargs)
+
+
+def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(small_encoder):
+    from lightweight_decoder.config import PhraseBankConfig
+
+    texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
+    vectors = small_encoder.encode(texts)
+    target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
+    double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.")
+    cfg = HybridConfig(num_steps=3, num_beams=2, num_samples=0, max_seconds=60)
+    exact = PhraseBank.from_vectors(texts, vectors, encoder_name=small_encoder.name,
+                                    config=PhraseBankConfig(index_factory="Flat", vector_dtype="none"))
+    recorder = _RecordingEncoderDouble(small_encoder)
+    result = HybridDecoder(PhraseBankDecoder(exact), double, recorder, cfg).generate(target)
+    assert not set(recorder.seen) & set(texts) and result.details["bank_score"] == pytest.approx(exact.search(target, 1)[0][0].score)
+    assert len(recorder.seen) == len(set(recorder.seen))  # nothing judged twice
+
+    approximate = PhraseBank.from_vectors(texts, vectors, encoder_name=small_encoder.name,
+                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    recorder = _RecordingEncoderDouble(small_encoder)
+    hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg)
+    result = hybrid.generate(target)
+    hits = {hit.text for hit in approximate.search(target, cfg.bank_k)[0]}
+    assert len(recorder.seen) == len(set(recorder.seen)) and hits <= set(recorder.seen)  # each bank hit judged once
+    assert result.score == pytest.approx(float(small_encoder.encode(result.text) @ target), abs=2e-3)
+    recorder.seen.clear()
+    fast = hybrid.generate(vectors[3])  # a bank sentence's own vector: the judged best few confirm it exactly
+    assert fast.details["route"] == "fast_path" and fast.text == texts[3] and fast.details["encoder_calls"] == 1
+    assert fast.score == pytest.approx(1.0, abs=2e-3) and len(recorder.seen) == hybrid.config.judge_k
+
+
+def test_the_judge_prices_a_text_over_all_its_calls(small_encoder, monkeypatch):
+    from lightweight_decoder.decoders import hybrid as hybrid_module
+
+    class OverheadEncoderDouble(_SlowEncoderDouble):
+        """Test double: a fixed 50 ms per call on top of 10 ms per text, as a real encoder has."""
+
+        def encode(self, texts, **kwargs):
+            self.now += 0.05
+            return super().encode(texts, **kwargs)
+
+    slow = OverheadEncoderDouble(small_encoder)
+    monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
+    judge = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=0.0)
+    judge(["One.", "Two.", "Three."])
+    judge(["Four."])  # alone, one text costs 60 ms; priced on it, the time left would buy half as much
+    assert judge.per_text == pytest.approx((0.08 + 0.06) / 4) and judge.affordable() == int((1.0 - 0.14) / 0.035)

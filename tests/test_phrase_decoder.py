@@ -154,12 +154,16 @@ class CountingEncoderDouble:
         return self.inner.encode(texts, **kwargs)
 
 
-def test_index_only_bank_reranks_close_hits_exactly(small_encoder):
+def _index_only_bank(encoder, factory):
     from lightweight_decoder.config import PhraseBankConfig
 
-    vectors = small_encoder.encode(BANK_TEXTS)
-    bank = PhraseBank.from_vectors(BANK_TEXTS, vectors, encoder_name=small_encoder.name,
-                                   config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    vectors = encoder.encode(BANK_TEXTS)
+    return PhraseBank.from_vectors(BANK_TEXTS, vectors, encoder_name=encoder.name,
+                                   config=PhraseBankConfig(index_factory=factory, vector_dtype="none")), vectors
+
+
+def test_index_only_bank_reranks_close_hits_exactly(small_encoder):
+    bank, vectors = _index_only_bank(small_encoder, "PQ16x4")
     counter = CountingEncoderDouble(small_encoder)
     decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=1.0), encoder=counter)
     assert decoder.decode(vectors) == BANK_TEXTS
@@ -169,3 +173,10 @@ def test_index_only_bank_reranks_close_hits_exactly(small_encoder):
     tight = CountingEncoderDouble(small_encoder)
     PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=0.0, cache_size=0), encoder=tight).decode(vectors[0])
     assert tight.texts <= 1  # a clear winner needs no re-encoding
+
+
+def test_index_only_bank_with_exact_scores_is_not_reencoded(small_encoder):
+    bank, vectors = _index_only_bank(small_encoder, "Flat")
+    counter = CountingEncoderDouble(small_encoder)
+    decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(rerank_margin=1.0), encoder=counter)
+    assert decoder.decode(vectors) == BANK_TEXTS and counter.texts == 0  # a flat index scores exactly already

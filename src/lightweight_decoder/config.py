@@ -160,8 +160,9 @@ class PhraseDecoderConfig(BaseConfig):
 
     method: ``greedy`` (best hit), ``weighted`` (consensus of the top-k), ``beam_search``
     (compositions of entries scored by re-encoding), ``context_aware`` (uses the session history).
-    rerank / rerank_margin: for banks that keep no vectors (e.g. PQ), hits whose approximate score is
-    within ``rerank_margin`` of the best are re-encoded and ordered by exact cosine.
+    rerank / rerank_margin: for banks whose scores are approximate (PQ or SQ codes, no vectors kept),
+    hits whose approximate score is within ``rerank_margin`` of the best are re-encoded and ordered by
+    exact cosine.
     encode_precision: precision of those re-encodings (and of ``beam_search``'s). ``auto`` picks bf16 on
     CPUs with bf16 instructions (~3x faster there, cosine ~1e-4 from fp32) and fp32 elsewhere, where
     bf16 autocast is emulated and several times slower.

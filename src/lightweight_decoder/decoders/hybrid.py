@@ -1,12 +1,15 @@
 """Variant 3: candidates from the phrase bank and the generator, judged by the encoder, then corrected.
 
-1. Fast path: if the bank's best match already has cosine >= ``tau``, return it.
-2. Otherwise build a pool of candidates, cheapest and likeliest first, within the time budget: the bank's
-   best ``judge_k`` and the generator's greedy output, re-encoded in one batch; then, in a second batch, the
-   rest of the bank's top-k and the generator's beams and samples, each only if the time left pays for making
-   and judging it (costs measured in this call and the decoder's previous ones). Keep the candidate closest to
-   the target. (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16
-   instructions, fp32 elsewhere; the two agree to a cosine of ~1e-4.)
+1. The bank's top ``bank_k`` hits. A bank whose index scores are exact cosines (it keeps its vectors, or its
+   index stores them whole) gives them without an encoder call; a compressed one (PQ, SQ) has only
+   approximate scores, so its best ``judge_k`` are re-encoded once, by the judge. Fast path: if the best
+   exact cosine is >= ``tau``, return it.
+2. Otherwise build a pool of candidates, cheapest and likeliest first, within the time budget: the generator's
+   greedy output; then, in a second batch, the rest of the bank's top-k and the generator's beams and
+   samples, each only if the time left pays for making and judging it (costs measured in this call and the
+   decoder's previous ones). No text is encoded twice. Keep the candidate closest to the target. (The
+   encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16 instructions, fp32
+   elsewhere; the two agree to a cosine of ~1e-4.)
 3. Correction: up to ``num_steps`` rounds. Each round proposes edits of the current best (word and phrase
    substitutions, insertions and deletions, drawn from the pool) and, with a generator, a regeneration from
    the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..config import PRECISIONS, BaseConfig, _check, _is_number
-from ..errors import IncompatibleArtifact
+from ..errors import EmptyBank, IncompatibleArtifact
 from ..phrasebank import as_query_matrix
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
@@ -113,7 +116,7 @@ class _Judge:
     def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float) -> None:
         self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
         self.known: dict[str, float] = {}
-        self.calls, self.seconds, self.per_text = 0, 0.0, 0.0
+        self.calls, self.seconds, self.texts, self.per_text = 0, 0.0, 0, 0.0
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
 
     def time_left(self) -> float:
@@ -132,7 +135,9 @@ class _Judge:
         # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
         vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
         elapsed = _clock() - t
-        self.calls, self.seconds, self.per_text = self.calls + 1, self.seconds + elapsed, elapsed / len(texts)
+        # per text over every call so far: a one-text call (the greedy output) costs ~2x per text what a batch does
+        self.calls, self.seconds, self.texts = self.calls + 1, self.seconds + elapsed, self.texts + len(texts)
+        self.per_text = self.seconds / self.texts
         scores = vectors @ self.query
         self.known.update(zip(texts, map(float, scores)))
         top = int(np.argmax(scores))
@@ -140,6 +145,12 @@ class _Judge:
             return False
         self.best, self.best_score, self.best_vector = texts[top], float(scores[top]), vectors[top]
         return True
+
+    def accept(self, texts: list[str], scores: list[float], top_vector: np.ndarray) -> None:
+        """Take exact cosines known without encoding (best first; ``top_vector`` is the first text's vector)."""
+        self.known.update((t, s) for t, s in zip(texts, scores) if t not in self.known)
+        if texts and scores[0] > self.best_score + 1e-5:
+            self.best, self.best_score, self.best_vector = texts[0], float(scores[0]), top_vector
 
 
 # Generation cost before this decoder has measured it, as a multiple of the greedy time of the same call
@@ -196,31 +207,45 @@ class HybridDecoder(TextDecoder):
         self._generation_seconds[(kind, n)] = seconds
         return [c.text for c in result.candidates], seconds
 
+    def _bank_hits(self, query: np.ndarray, cfg: HybridConfig) -> list:
+        if len(self.phrase.bank) == 0:
+            if self.generator is None:
+                raise EmptyBank("the phrase bank is empty and there is no generator: nothing to decode with")
+            return []
+        return self.phrase.bank.search(query, k=cfg.bank_k)[0]
+
     def _one(self, query: np.ndarray, cfg: HybridConfig) -> DecodeResult:
         start = _clock()
         rng = np.random.default_rng(cfg.seed)
-        bank = self.phrase.generate(query, top_k=cfg.bank_k, method="greedy")
-        bank_texts = [c.text for c in bank.candidates]
-        timings = {"bank_ms": (_clock() - start) * 1000.0}
-        if bank.score >= cfg.tau:
-            timings["total_ms"] = timings["bank_ms"]
-            return DecodeResult(bank.text, bank.score, "hybrid", [Candidate(c.text, c.score, "bank") for c in bank.candidates],
-                                timings, details={"route": "fast_path", "steps": 0, "encoder_calls": 0, "bank_score": bank.score,
-                                                  "cosine_per_step": [bank.score], "stopped_by": "fast_path",
-                                                  "pool": ["bank"], "skipped": [], "residual_steps": 0})
+        hits = self._bank_hits(query, cfg)
+        bank_texts = [h.text for h in hits]
         judge = _Judge(self.encoder, query, cfg, start)
+        # 1. the bank: exact scores are taken as they are; approximate ones (PQ, SQ) are judged for the best few
+        if hits and self.phrase.bank.vectors_exact:
+            judge.accept(bank_texts, [h.score for h in hits], self.phrase.bank.vector([hits[0].id])[0])
+        elif hits:
+            judge(bank_texts[:cfg.judge_k])
+        bank_score = judge.best_score if hits else None
+        timings = {"bank_ms": (_clock() - start) * 1000.0}
+        if bank_score is not None and bank_score >= cfg.tau:
+            timings["total_ms"] = timings["bank_ms"]
+            ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])
+            return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "bank") for text, s in ranked],
+                                timings, details={"route": "fast_path", "steps": 0, "encoder_calls": judge.calls, "bank_score": bank_score,
+                                                  "cosine_per_step": [bank_score], "stopped_by": "fast_path",
+                                                  "pool": ["bank"], "skipped": [], "residual_steps": 0})
         generate_s, greedy_s = 0.0, 0.0
-        # 1. the pool, cheapest and likeliest first: the bank's best and the generator's greedy output, judged together
-        seed = bank_texts[:cfg.judge_k]
-        sources, skipped = ["bank"], []
-        if self.generator is not None:
+        sources, skipped = ["bank"] if hits else [], []
+        if self.generator is not None and judge.calls < cfg.max_encoder_calls:
             greedy, greedy_s = self._generated(query, "greedy", 1, cfg)
-            seed, generate_s = seed + greedy, greedy_s
+            generate_s = greedy_s
             sources.append("greedy")
-        judge(seed)
+            judge(greedy)
+        elif self.generator is not None:
+            skipped.append("greedy")
         # 2. more of the bank, the beams and the samples, each if the time left pays for making and judging it
         rest = bank_texts[cfg.judge_k:]
-        more = list(rest)
+        more = [t for t in rest if t not in judge.known]
         wanted = [("beam", cfg.num_beams), ("sample", cfg.num_samples)] if self.generator is not None else []
         for kind, n in wanted:
             if n < 1:
@@ -247,18 +272,19 @@ class HybridDecoder(TextDecoder):
                 break
             proposals = []
             regenerate = self.generator is not None and cfg.residual_alpha > 0
-            if regenerate and judge.time_left() > self._generation_seconds[("greedy", 1)] + judge.per_text:
+            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), np.inf) + judge.per_text:
                 shifted = query + cfg.residual_alpha * (query - judge.best_vector)
                 proposals, seconds = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
                 generate_s += seconds
             # a round judges as many edits as the time left pays for, so max_seconds bounds the call
             # (up to the error of the per-text estimate) instead of being checked only between rounds
+            proposals = [p for p in proposals if p not in judge.known]  # a regeneration may repeat a judged text
             affordable = judge.affordable() - len(proposals)
             if affordable < 1 and not proposals:
                 stop = "max_seconds"
                 break
             edits = [e for e in propose_edits(judge.best, pool, rng, cfg.edits_per_step) if e not in judge.known]
-            proposals = [p for p in proposals if p not in judge.known] + edits[:max(affordable, 0)]
+            proposals += edits[:max(affordable, 0)]
             if not proposals:
                 stop = "no_edits"
                 break
@@ -272,7 +298,7 @@ class HybridDecoder(TextDecoder):
         timings.update(generate_ms=generate_s * 1000.0, judge_ms=judge.seconds * 1000.0, total_ms=(_clock() - start) * 1000.0)
         ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])[:20]
         return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
-                            details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank.score,
+                            details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank_score,
                                      "cosine_per_step": trace, "stopped_by": stop, "pool": sources, "skipped": skipped,
                                      "residual_steps": residual_steps})
 

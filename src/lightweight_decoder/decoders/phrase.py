@@ -44,8 +44,9 @@ class PhraseBankDecoder(TextDecoder):
     """Decode embeddings by searching a phrase bank.
 
     ``encoder`` is optional for ``greedy``, ``weighted`` and ``context_aware``; ``beam_search`` needs it
-    to re-encode the texts it composes. With an encoder attached, banks that keep no vectors are
-    re-ranked by re-encoding their top hits, so reported scores are exact cosines.
+    to re-encode the texts it composes. With an encoder attached, banks whose index scores are
+    approximate (PQ or SQ codes, no vectors kept) are re-ranked by re-encoding their top hits, so reported
+    scores are exact cosines.
     """
 
     def __init__(self, bank: PhraseBank, config: PhraseDecoderConfig | None = None, *, encoder: "TextEncoder | None" = None) -> None:
@@ -211,12 +212,12 @@ class PhraseBankDecoder(TextDecoder):
         return (method, top_k, quantised.tobytes())
 
     def _rerank(self, query: np.ndarray, hits: list[Hit]) -> list[Hit]:
-        """Exact cosines for banks without stored vectors, by re-encoding the hits near the top.
+        """Exact cosines for banks whose index scores are approximate (PQ, SQ codes), by re-encoding the hits near the top.
 
         Only hits within ``rerank_margin`` of the best approximate score can overtake it, so only
         those are re-encoded: a clear winner costs no encoder call.
         """
-        if self.bank.vectors is not None or self.encoder is None or not self.config.rerank or len(hits) < 2:
+        if self.bank.vectors_exact or self.encoder is None or not self.config.rerank or len(hits) < 2:
             return hits
         close = [h for h in hits if h.score >= hits[0].score - self.config.rerank_margin]
         if len(close) < 2:
