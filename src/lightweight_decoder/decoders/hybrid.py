@@ -33,7 +33,7 @@ import numpy as np
 
 from ..config import PRECISIONS, BaseConfig, _check, _is_number
 from ..errors import EmptyBank, IncompatibleArtifact
-from ..phrasebank import as_query_matrix
+from ..phrasebank import Hit, as_query_matrix
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,11 +116,17 @@ class _Judge:
     def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float) -> None:
         self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
         self.known: dict[str, float] = {}
-        self.calls, self.seconds, self.texts, self.per_text = 0, 0.0, 0, 0.0
+        self.calls, self.seconds, self.texts = 0, 0.0, 0
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
 
     def time_left(self) -> float:
         return self.cfg.max_seconds - (_clock() - self.start)
+
+    @property
+    def per_text(self) -> float:
+        """Seconds to judge one text, over every call so far (0 before the first): a one-text call (the greedy
+        output) costs ~2x per text what a batch does, so the last call alone would misprice the next."""
+        return self.seconds / self.texts if self.texts else 0.0
 
     def affordable(self) -> int:
         """How many texts the time left pays for, at the cost of judging one measured so far."""
@@ -135,9 +141,7 @@ class _Judge:
         # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
         vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
         elapsed = _clock() - t
-        # per text over every call so far: a one-text call (the greedy output) costs ~2x per text what a batch does
         self.calls, self.seconds, self.texts = self.calls + 1, self.seconds + elapsed, self.texts + len(texts)
-        self.per_text = self.seconds / self.texts
         scores = vectors @ self.query
         self.known.update(zip(texts, map(float, scores)))
         top = int(np.argmax(scores))
@@ -207,7 +211,7 @@ class HybridDecoder(TextDecoder):
         self._generation_seconds[(kind, n)] = seconds
         return [c.text for c in result.candidates], seconds
 
-    def _bank_hits(self, query: np.ndarray, cfg: HybridConfig) -> list:
+    def _bank_hits(self, query: np.ndarray, cfg: HybridConfig) -> list[Hit]:
         if len(self.phrase.bank) == 0:
             if self.generator is None:
                 raise EmptyBank("the phrase bank is empty and there is no generator: nothing to decode with")

@@ -231,7 +231,7 @@ class PhraseBankDecoder(TextDecoder):
         return self.encoder.encode(texts, precision=self.config.encode_precision)
 
     def _vectors_of(self, hits: list[Hit]) -> np.ndarray:
-        if self.bank.vectors is None and self.encoder is not None:
+        if not self.bank.vectors_exact and self.encoder is not None:  # codes only approximate them: encode
             return self._encode([h.text for h in hits])
         return self.bank.vector([h.id for h in hits])
 
