@@ -143,6 +143,44 @@ def test_injection_reaches_cached_decoding(injected_model, cond):
     assert not torch.allclose(full, plain)
 
 
+@pytest.fixture(scope="module")
+def adaln_model():
+    """A tiny model with both injection and adaptive norm, made non-zero (both start at zero)."""
+    torch.manual_seed(3)
+    m = PrefixLM(ModelConfig.preset("tiny", embedding_dim=16, max_len=16, vocab_size=64, cond_inject=True, cond_adaln=True)).eval()
+    torch.nn.init.normal_(m.cond_proj.weight, std=0.5)
+    torch.nn.init.normal_(m.adaln[-1].weight, std=0.5)
+    return m
+
+
+def test_adaptive_norm_reaches_cached_decoding(adaln_model, cond):
+    m = adaln_model
+    _assert_cached_greedy_matches_full_forward(m, cond)
+    bos = torch.full((3, 1), m.config.bos_id)
+    tokens = torch.randint(3, m.config.vocab_size, (3, 6), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # every cached step's logits equal the full forward pass's
+        full, _ = m(cond, torch.cat([bos, tokens], dim=1))
+        logits, cache = m.start(cond, bos[:, 0])
+        state = m.conditioning(cond)
+        steps = [logits]
+        for t in range(tokens.shape[1]):
+            logits, cache = m.step(tokens[:, t], cache, m.config.prefix_len + 1 + t, state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # and it matters: without it the model computes something else
+        full, _ = adaln_model(cond, bos)
+        saved = adaln_model.adaln[-1].weight.clone()
+        adaln_model.adaln[-1].weight.zero_()
+        plain, _ = adaln_model(cond, bos)
+        adaln_model.adaln[-1].weight.copy_(saved)
+    assert not torch.allclose(full, plain)
+    # beams select rows of the cache and of the conditioning state together
+    cfg = GenerationConfig(max_new_tokens=8, num_beams=3, num_return_sequences=2)
+    batched = generate(adaln_model, cond, cfg)
+    for i in range(cond.shape[0]):
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in generate(adaln_model, cond[i:i + 1], cfg)[0]]
+
+
 def test_batched_beam_search_matches_one_sentence_at_a_time(injected_model, cond):
     cfg = GenerationConfig(max_new_tokens=8, num_beams=3, num_return_sequences=2)
     batched = generate(injected_model, cond, cfg)

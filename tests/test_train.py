@@ -186,6 +186,12 @@ def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small
     cond, tokens = torch.from_numpy(vectors[:4]), torch.randint(3, 300, (4, 6))
     with torch.no_grad():
         assert torch.equal(init.model(cond, tokens)[0], source.model(cond, tokens)[0])
+    # adaptive norm is added the same way: zero-initialised, the same function
+    adaln = _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"cond_inject": True, "cond_adaln": True},
+                          load_weights=True, seed=0)
+    assert adaln.model.adaln is not None and adaln.model.num_parameters() > init.model.num_parameters()
+    with torch.no_grad():
+        assert torch.equal(adaln.model(cond, tokens)[0], source.model(cond, tokens)[0])
     with pytest.raises(InvalidInput, match="d_model"):
         _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"d_model": 64}, load_weights=True, seed=0)
     with pytest.raises(IncompatibleArtifact, match="this run trains for"):

@@ -328,9 +328,12 @@ def bank_info(path: str) -> None:
 @click.option("--corpus-seed", type=int, default=0, show_default=True,
               help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Training seed (initialisation, batches, noise).")
+@click.option("--adaln/--no-adaln", "adaln", default=None,
+              help="Per-layer scale/shift conditioning from the embedding (adaptive norm). With --init it is added "
+                   "zero-initialised, so training continues from the same function. Default: as the preset or --init decoder.")
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
-              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int) -> None:
+              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
 
     A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
@@ -373,8 +376,10 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed)
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
-    overrides = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else None
-    decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides,
+    overrides: dict[str, Any] = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else {}
+    if adaln is not None:
+        overrides["cond_adaln"] = adaln
+    decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources)
     click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 

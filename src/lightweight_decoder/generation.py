@@ -132,11 +132,11 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     N = cond.shape[0]
     generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
     logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long))
-    inject = model.injection(cond)
+    state = model.conditioning(cond)
     position = mc.prefix_len + 1
     histories: list[list[int]] = [[] for _ in range(N)]
     scores = torch.zeros(N)
-    # rows still generating; logits, cache and inject hold only these, so a finished row costs nothing more
+    # rows still generating; logits, cache and state hold only these, so a finished row costs nothing more
     active = torch.arange(N)
     steps = min(cfg.max_new_tokens, mc.max_len)
     for step in range(steps):
@@ -154,8 +154,8 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
             keep = (~ended).nonzero()[:, 0]
             active, token = active[keep], token[keep]
             cache = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in cache]
-            inject = None if inject is None else inject.index_select(0, keep)
-        logits, cache = model.step(token, cache, position, inject)
+            state = None if state is None else state.index_select(0, keep)
+        logits, cache = model.step(token, cache, position, state)
         position += 1
     hyps = [Hypothesis(h, float(s)) for h, s in zip(histories, scores)]
     out = [hyps[i * n:(i + 1) * n] for i in range(N // n)]
@@ -167,7 +167,7 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -
     B, nb = cond.shape[0], cfg.num_beams
     cond = cond.repeat_interleave(nb, dim=0)
     logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long))
-    inject = model.injection(cond)  # a reordered beam stays within its sentence's rows, so this never needs reordering
+    state = model.conditioning(cond)  # a reordered beam stays within its sentence's rows, so this never needs reordering
     position = mc.prefix_len + 1
     beam_scores = torch.zeros(B, nb)
     beam_scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
@@ -217,7 +217,7 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -
         if all(done) or step == steps - 1:
             break
         cache = [(k.index_select(0, next_source), v.index_select(0, next_source)) for k, v in cache]
-        logits, cache = model.step(next_tokens, cache, position, inject)
+        logits, cache = model.step(next_tokens, cache, position, state)
         position += 1
     results = []
     for b in range(B):

@@ -4,7 +4,9 @@ A decoder-only transformer (RMSNorm, SwiGLU, rotary positions, tied input/output
 a sentence embedding through a learned prefix: an MLP maps the embedding to ``prefix_len`` vectors that
 sit before the text tokens. With ``cond_inject`` a linear map of the embedding is also added to every text
 token's input (Optimus's "embedding" injection beside the prefix "memory"), a direct path the model can
-use from the first steps. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
+use from the first steps. With ``cond_adaln`` the embedding also scales and shifts the normalised input of
+every attention and MLP sublayer (adaptive layer norm, as in DiT's adaLN), so each layer is conditioned
+directly rather than only through what attention reads from the prefix. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
 makes the prefix carry the content (the language model alone can lower its loss while ignoring it).
 
 >>> cfg = ModelConfig.preset("tiny", embedding_dim=384)
@@ -53,6 +55,8 @@ class ModelConfig(BaseConfig):
     rope_base: float = 10000.0
     # False by default so that configs saved before the field existed load as they were trained
     cond_inject: bool = False
+    # per-layer scale/shift from the embedding (adaptive norm); zero-initialised like cond_inject
+    cond_adaln: bool = False
     bow_loss_weight: float = 0.5
     pad_id: int = 0
     bos_id: int = 1
@@ -66,6 +70,7 @@ class ModelConfig(BaseConfig):
         _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
         _check(_is_number(self.bow_loss_weight) and self.bow_loss_weight >= 0, "bow_loss_weight must be >= 0")
         _check(isinstance(self.cond_inject, bool), f"cond_inject must be true or false, got {self.cond_inject!r}")
+        _check(isinstance(self.cond_adaln, bool), f"cond_adaln must be true or false, got {self.cond_adaln!r}")
         ids = (self.pad_id, self.bos_id, self.eos_id)
         _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
                f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
@@ -148,10 +153,17 @@ class Block(nn.Module):
         self.norm1, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
         self.norm2, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
 
-    def forward(self, x, cos, sin, cache=None, mask=None):
-        h, new_cache = self.attn(self.norm1(x), cos, sin, cache, mask)
+    def forward(self, x, cos, sin, cache=None, mask=None, mod=None):
+        """``mod`` (B, 1, 4, C): adaptive-norm scale and shift for the attention and MLP inputs, or None."""
+        h = self.norm1(x)
+        if mod is not None:
+            h = h * (1 + mod[:, :, 0]) + mod[:, :, 1]
+        h, new_cache = self.attn(h, cos, sin, cache, mask)
         x = x + h
-        return x + self.mlp(self.norm2(x)), new_cache
+        h = self.norm2(x)
+        if mod is not None:
+            h = h * (1 + mod[:, :, 2]) + mod[:, :, 3]
+        return x + self.mlp(h), new_cache
 
 
 class Prefix(nn.Module):
@@ -184,6 +196,9 @@ class PrefixLM(nn.Module):
         self.prefix = Prefix(cfg)
         # zero-initialised (below), so a model trained without injection starts out computing the same function
         self.cond_proj = nn.Linear(cfg.embedding_dim, cfg.d_model, bias=False) if cfg.cond_inject else None
+        # adaptive norm: embedding -> (n_layer, 4, C) scales and shifts; its last layer is zero-initialised too
+        self.adaln = nn.Sequential(nn.Linear(cfg.embedding_dim, cfg.d_model), nn.SiLU(),
+                                   nn.Linear(cfg.d_model, cfg.n_layer * 4 * cfg.d_model)) if cfg.cond_adaln else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
@@ -200,6 +215,9 @@ class PrefixLM(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
         if self.cond_proj is not None:
             nn.init.zeros_(self.cond_proj.weight)
+        if self.adaln is not None:
+            nn.init.zeros_(self.adaln[-1].weight)
+            nn.init.zeros_(self.adaln[-1].bias)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -211,9 +229,30 @@ class PrefixLM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def injection(self, cond: torch.Tensor) -> torch.Tensor | None:
-        """What ``cond_inject`` adds to every text token's input, (B, 1, C); None without injection."""
-        return None if self.cond_proj is None else self.cond_proj(_unit_variance(cond))[:, None]
+    def conditioning(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """Per-row state that :meth:`step` needs besides the cache, (B, 1, K); None when there is none.
+
+        It holds ``cond_inject``'s addition to every text token's input (C values) and ``cond_adaln``'s
+        per-layer scales and shifts (n_layer * 4 * C). Callers treat it as opaque: rows may be selected
+        with ``index_select(0, rows)`` like the cache.
+        """
+        parts = []
+        if self.cond_proj is not None:
+            parts.append(self.cond_proj(_unit_variance(cond)))
+        if self.adaln is not None:
+            parts.append(self.adaln(_unit_variance(cond)))
+        return torch.cat(parts, dim=-1)[:, None] if parts else None
+
+    def _split(self, state: torch.Tensor | None) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
+        """:meth:`conditioning`'s state -> (injection (B, 1, C) or None, per-layer mods (B, 1, 4, C) or Nones)."""
+        C, L = self.config.d_model, self.config.n_layer
+        if state is None:
+            return None, [None] * L
+        inject = state[..., :C] if self.cond_proj is not None else None
+        if self.adaln is None:
+            return inject, [None] * L
+        mods = state[..., state.shape[-1] - L * 4 * C:].reshape(state.shape[0], 1, L, 4, C)
+        return inject, [mods[:, :, i] for i in range(L)]
 
     def _embed(self, tokens: torch.Tensor, inject: torch.Tensor | None) -> torch.Tensor:
         x = self.tok_emb(tokens)  # (B, T, C)
@@ -224,10 +263,11 @@ class PrefixLM(nn.Module):
         """cond (B, E), tokens (B, T) starting with BOS -> logits (B, T, V) and, with targets, the losses."""
         B, T = tokens.shape
         prefix = self.prefix(cond)  # (B, P, C)
-        x = torch.cat([prefix, self._embed(tokens, self.injection(cond))], dim=1)  # (B, P+T, C)
+        inject, mods = self._split(self.conditioning(cond))
+        x = torch.cat([prefix, self._embed(tokens, inject)], dim=1)  # (B, P+T, C)
         cos, sin = self.rope_cos[: x.shape[1]], self.rope_sin[: x.shape[1]]
-        for block in self.blocks:
-            x, _ = block(x, cos, sin)
+        for block, mod in zip(self.blocks, mods):
+            x, _ = block(x, cos, sin, mod=mod)
         h = self.norm(x)
         logits = self.lm_head(h[:, self.config.prefix_len:])  # (B, T, V)
         if targets is None:
@@ -248,22 +288,23 @@ class PrefixLM(nn.Module):
     @torch.no_grad()
     def start(self, cond: torch.Tensor, bos: torch.Tensor) -> tuple[torch.Tensor, list]:
         """Run prefix + BOS; return logits for the first text token (B, V) and the KV cache."""
-        x = torch.cat([self.prefix(cond), self._embed(bos[:, None], self.injection(cond))], dim=1)  # (B, P+1, C)
-        return self._run(x, 0, None)
+        state = self.conditioning(cond)
+        x = torch.cat([self.prefix(cond), self._embed(bos[:, None], self._split(state)[0])], dim=1)  # (B, P+1, C)
+        return self._run(x, 0, None, state)
 
     @torch.no_grad()
-    def step(self, token: torch.Tensor, cache: list, position: int, inject: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+    def step(self, token: torch.Tensor, cache: list, position: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
         """Feed one token per row at absolute ``position``; return next-token logits (B, V) and the cache.
 
-        ``inject`` is :meth:`injection` of the rows' embeddings (computed once per generation).
+        ``state`` is :meth:`conditioning` of the rows' embeddings (computed once per generation).
         """
-        return self._run(self._embed(token[:, None], inject), position, cache)
+        return self._run(self._embed(token[:, None], self._split(state)[0]), position, cache, state)
 
-    def _run(self, x: torch.Tensor, offset: int, cache: list | None) -> tuple[torch.Tensor, list]:
+    def _run(self, x: torch.Tensor, offset: int, cache: list | None, state: torch.Tensor | None) -> tuple[torch.Tensor, list]:
         T = x.shape[1]
         cos, sin = self.rope_cos[offset: offset + T], self.rope_sin[offset: offset + T]
         new_cache = []
-        for i, block in enumerate(self.blocks):
-            x, layer_cache = block(x, cos, sin, None if cache is None else cache[i])
+        for i, (block, mod) in enumerate(zip(self.blocks, self._split(state)[1])):
+            x, layer_cache = block(x, cos, sin, None if cache is None else cache[i], mod=mod)
             new_cache.append(layer_cache)
         return self.lm_head(self.norm(x[:, -1])), new_cache

@@ -169,7 +169,8 @@ def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: st
     model = PrefixLM(ModelConfig.from_dict({**source.model.config.to_dict(), **overrides}))
     if load_weights:
         missing, unexpected = model.load_state_dict(source.model.state_dict(), strict=False)
-        added = {"cond_proj.weight"}  # zero-initialised parts an override may add
+        # parts an override may add: zero-initialised (adaln's first layer is random, but feeds only its zeroed last one)
+        added = {"cond_proj.weight", "adaln.0.weight", "adaln.0.bias", "adaln.2.weight", "adaln.2.bias"}
         if unexpected or set(missing) - added:
             raise IncompatibleArtifact(f"--init decoder {path} does not fit: missing {sorted(set(missing) - added)}, "
                                        f"unexpected {sorted(unexpected)}")
@@ -211,7 +212,7 @@ def train(
     """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder.
 
     ``init_from`` starts from a saved decoder's weights and tokenizer (its shapes; ``model_overrides``
-    may add zero-initialised parts such as ``cond_inject=True`` or change loss weights) instead of a fresh
+    may add zero-initialised parts such as ``cond_inject=True`` or ``cond_adaln=True``, or change loss weights) instead of a fresh
     ``preset`` model, so training accumulates across runs and a shipped decoder can be fine-tuned.
     ``data_sources`` (where ``texts`` and ``vectors`` came from) is kept in the decoder's metadata.
     """
@@ -281,7 +282,7 @@ def train(
     def save_decoder() -> None:
         decoder.metadata = {"steps": state["step"], "train_seconds": round(state["elapsed_s"], 1),
                             "train_texts": len(texts), "tokens_seen": state["tokens_seen"],
-                            "precision": "bf16" if use_bf16 else "fp32", "train_config": cfg.to_dict()}
+                            "precision": "bf16" if use_bf16 else "fp32", "threads": torch.get_num_threads(), "train_config": cfg.to_dict()}
         if data_sources:
             decoder.metadata["data"] = data_sources
         if history:
