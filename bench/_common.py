@@ -36,6 +36,11 @@ def machine() -> dict:
     }
 
 
+def rss_text(peak: float | dict) -> str:
+    """``{"fp32": 336.1, "int8": 361.8}`` -> "336.1 MB (fp32), 361.8 MB (int8)"; older results hold one number."""
+    return ", ".join(f"{mb} MB ({w})" for w, mb in peak.items()) if isinstance(peak, dict) else f"{peak} MB"
+
+
 def command() -> str:
     """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
     return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])

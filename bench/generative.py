@@ -1,12 +1,13 @@
 """Generative decoder: BLEU / exact match / cosine on every dev file, latency per sentence at batch 1 and
 64 (greedy and beam 4), parameter count, peak RSS of the decoder alone, and a plot of dev BLEU against
-training steps (from the training log).
+training steps (from the training log). Latency and RSS are measured for the saved fp32 weights and for
+`--quantize fp16` and `--quantize int8`; quality for fp32 and int8, and for both how often their text is fp32's.
 
     python bench/generative.py [--model models/default/generative] [--limit 300] [--log DIR/train_log.jsonl]
-                               [--baseline OTHER_DECODER_DIR]
+                               [--baseline OTHER_DECODER_DIR]...
 
-With --baseline, another decoder (e.g. the previously shipped one) is measured on the same sentences in
-the same run.
+With --baseline (repeatable), other decoders (e.g. the previously shipped one, or the control arm of an
+experiment) are measured on the same sentences in the same run; the plot draws their training logs too.
 
 Writes bench/results/generative.json and bench/results/generative_bleu.png.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from _common import REPO, RESULTS, SHARED, command, dev_sentences, machine, write_result
 
 
-def _peak_rss_child(model_dir: str, vectors: np.ndarray, queue) -> None:
+def _peak_rss_child(model_dir: str, vectors: np.ndarray, quantize: str | None, queue) -> None:
     """In a fresh process: load only the decoder, generate; report peak RSS (MB) after the imports and at the end."""
     import sys
 
@@ -33,7 +34,7 @@ def _peak_rss_child(model_dir: str, vectors: np.ndarray, queue) -> None:
     from lightweight_decoder.decoders.generative import GenerativeDecoder
 
     after_imports = _peak_rss_mb()  # torch and the package, before any model
-    decoder = GenerativeDecoder.load(model_dir)
+    decoder = GenerativeDecoder.load(model_dir, quantize=quantize)
     decoder.generate(vectors, batch_size=64)
     queue.put((after_imports, _peak_rss_mb()))
 
@@ -48,6 +49,9 @@ def _peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+WEIGHTS = ("fp32", "fp16", "int8")  # the model as saved, and as `--quantize fp16` / `--quantize int8` run it
 
 
 def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
@@ -69,19 +73,27 @@ def _decoding(decoder) -> str:
     return ", ".join([name, *(f"{k} {v}" for k, v in cfg.items() if v != default[k] and k not in ("num_beams", "do_sample"))])
 
 
-def _plot(log_path: Path) -> str | None:
-    if not log_path.exists():
+def _log_rows(log_path: Path) -> list[dict]:
+    return [json.loads(line) for line in log_path.read_text().splitlines() if "bleu" in line] if log_path.exists() else []
+
+
+def _plot(log_path: Path, baselines: list[str]) -> str | None:
+    """Dev BLEU and training loss against steps; the logs of ``baselines`` (decoder folders) drawn beside."""
+    rows = _log_rows(log_path)
+    if not rows:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in log_path.read_text().splitlines() if "bleu" in line]
-    if not rows:
-        return None
     steps = [r.get("cumulative_step", r["step"]) for r in rows]  # runs continued with --init count on
     fig, ax = plt.subplots(figsize=(6, 4))
+    for other in baselines:  # drawn first, so that the measured model's line is on top where they share a history
+        other_rows = _log_rows(Path(other) / "train_log.jsonl")
+        if other_rows:
+            ax.plot([r.get("cumulative_step", r["step"]) for r in other_rows], [r["bleu"] for r in other_rows], marker=".",
+                    linestyle=":", label=f"dev BLEU, baseline {Path(other).name}")
     ax.plot(steps, [r["bleu"] for r in rows], marker="o", label="dev BLEU (greedy)")
     ax.set_xlabel("training step (all runs)")
     ax.set_ylabel("BLEU")
@@ -106,7 +118,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="sentences per dev file")
     parser.add_argument("--latency-n", type=int, default=64)
     parser.add_argument("--log", help="train_log.jsonl for the BLEU-vs-steps plot (default: the model folder's)")
-    parser.add_argument("--baseline", help="another decoder folder, measured on the same sentences for comparison")
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="another decoder folder, measured on the same sentences for comparison (repeatable)")
     args = parser.parse_args()
 
     from lightweight_decoder.decoders.generative import GenerativeDecoder
@@ -115,36 +128,58 @@ def main() -> None:
 
     encoder = TextEncoder()
     decoder = GenerativeDecoder.load(args.model, encoder=encoder)
-    baseline = GenerativeDecoder.load(args.baseline, encoder=encoder) if args.baseline else None
-    quality, baseline_quality = [], []
-    measured = [("", decoder, quality)] + ([("baseline ", baseline, baseline_quality)] if baseline is not None else [])
+    baselines = [(path, GenerativeDecoder.load(path, encoder=encoder), []) for path in args.baseline]
+    quality: list[dict] = []
+    quality_int8: list[dict] = []  # the same model with int8 weights (--quantize int8)
+    # without an encoder: decode() and the timings are generation alone, no re-encoding
+    bare = {"fp32": GenerativeDecoder.load(args.model), **{w: GenerativeDecoder.load(args.model, quantize=w) for w in WEIGHTS[1:]}}
+    measured = [("", decoder, quality), ("int8 ", bare["int8"], quality_int8)]
+    measured += [(f"baseline {Path(path).name} ", dec, rows) for path, dec, rows in baselines]
+    agreement: list[dict] = []  # how often each converted model writes exactly the fp32 model's text
     for path in sorted((SHARED / "eval").glob("*_dev.txt")):
         texts = dev_sentences(path.name, n=args.limit)
-        targets = encoder.encode(texts)  # once per file: both decoders are judged against the same vectors
+        targets = encoder.encode(texts)  # once per file: every decoder is judged against the same vectors
         for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second
             summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets)))
             rows.append({"file": path.name, "decoding": _decoding(dec), **summary})
             print(f"{label}{rows[-1]}", flush=True)
+        reference = bare["fp32"].decode(targets)  # batches of 64; fp32's text does not depend on the batch
+        agreement.append({"file": path.name, "n": len(texts), **{
+            f"same_text_{w}": round(float(np.mean([a == b for a, b in zip(bare[w].decode(targets), reference)])), 4)
+            for w in WEIGHTS[1:]}})
+        print(agreement[-1], flush=True)
     vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
-    bare = GenerativeDecoder.load(args.model)  # no encoder: time generation alone
-    latency = [{"batch_size": b, "num_beams": nb, "ms_per_sentence": round(_latency(bare, vectors, b, nb), 2)}
-               for b in (1, 64) for nb in (1, 4)]
-    for row in latency:
-        row["sentences_per_s"] = round(1000.0 / row["ms_per_sentence"], 1)
-        print(row, flush=True)
+    latency = []
+    for b in (1, 64):
+        for nb in (1, 4):
+            # best of two rounds, the weight formats alternating: this machine's speed drifts by 10-20% over minutes
+            times: dict[str, list[float]] = {w: [] for w in WEIGHTS}
+            for _ in range(2):
+                for w in WEIGHTS:
+                    times[w].append(_latency(bare[w], vectors, b, nb))
+            best = {w: min(times[w]) for w in WEIGHTS}
+            for w in WEIGHTS:
+                latency.append({"weights": w, "batch_size": b, "num_beams": nb, "ms_per_sentence": round(best[w], 2),
+                                "sentences_per_s": round(1000.0 / best[w], 1)})
+                print(latency[-1], flush=True)
     ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_peak_rss_child, args=(args.model, vectors, queue))
-    child.start()
-    imports_rss, peak = queue.get(timeout=600)
-    child.join()
+    rss = {}
+    for w in WEIGHTS:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_peak_rss_child, args=(args.model, vectors, None if w == "fp32" else w, queue))
+        child.start()
+        rss[w] = queue.get(timeout=600)
+        child.join()
+        print(f"peak RSS {w}: {rss[w][1]:.1f} MB (imports {rss[w][0]:.1f} MB)", flush=True)
     log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
     path = write_result("generative", {
         "command": command(), "machine": machine(), "model": args.model,
-        "parameters": bare.model.num_parameters(), "training": bare.metadata,
-        "quality": quality, "latency": latency, "peak_rss_mb_decoder_only": round(peak, 1), "rss_mb_imports_only": round(imports_rss, 1), "plot": _plot(log),
-        **({"baseline": {"model": args.baseline, "parameters": baseline.model.num_parameters(), "training": baseline.metadata,
-                         "quality": baseline_quality}} if baseline is not None else {}),
+        "parameters": decoder.num_parameters, "training": decoder.metadata,
+        "quality": quality, "quality_int8": quality_int8, "same_text_as_fp32": agreement, "latency": latency,
+        "peak_rss_mb_decoder_only": {w: round(rss[w][1], 1) for w in WEIGHTS}, "rss_mb_imports_only": round(rss["fp32"][0], 1),
+        "plot": _plot(log, args.baseline),
+        "baselines": [{"model": path, "parameters": dec.num_parameters, "training": dec.metadata, "quality": rows}
+                      for path, dec, rows in baselines],
     })
     print(f"wrote {path}")
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from _common import REPO, RESULTS
+from _common import REPO, RESULTS, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -44,16 +45,36 @@ def _data(t: dict) -> str:
     return "; ".join(parts) if parts else f"{t['train_texts']:,} sentences (the embedded part of the corpus)"
 
 
-def _baseline(bench: dict) -> list[str]:
-    if "baseline" not in bench:
+def _converted(bench: dict) -> list[str]:
+    """Float against int8 weights (`--quantize int8`) on the same sentences, and how often each format writes fp32's text."""
+    if not bench.get("quality_int8"):
         return []
-    base = bench["baseline"]
+    rows = [{"file": f["file"], "n": f["n"], **{f"{m} {w}": row[m] for m in ("bleu", "token_f1", "cosine") for w, row in (("fp32", f), ("int8", q))}}
+            for f, q in zip(bench["quality"], bench["quality_int8"])]
+    lines = ["With int8 weights (`--quantize int8`: the linear layers' weights in int8, inputs quantized per call), same sentences, "
+             "same run:", "", markdown_table(rows, list(rows[0])), ""]
+    if bench.get("same_text_as_fp32"):
+        lines += ["How often `--quantize fp16` and `--quantize int8` write exactly the fp32 model's text (same sentences, batches of 64):", "",
+                  markdown_table(bench["same_text_as_fp32"], list(bench["same_text_as_fp32"][0])), ""]
+    return lines
+
+
+def _baseline(bench: dict) -> list[str]:
+    """One table: each metric for the shipped model, then for every ``--baseline`` decoder (named by its folder)."""
+    bases = bench.get("baselines", [])
+    if not bases:
+        return []
+    names = [Path(base["model"]).name for base in bases]
     rows = []
-    for new, old in zip(bench["quality"], base["quality"]):
-        rows.append({"file": new["file"], "n": new["n"], "bleu before": old["bleu"], "bleu now": new["bleu"],
-                     "token_f1 before": old["token_f1"], "token_f1 now": new["token_f1"],
-                     "cosine before": old["cosine"], "cosine now": new["cosine"]})
-    return [f"Against the decoder it continued from (`--baseline {base['model']}`, same sentences, same run):", "",
+    for i, new in enumerate(bench["quality"]):
+        row = {"file": new["file"], "n": new["n"]}
+        for metric in ("bleu", "token_f1", "cosine"):
+            row[f"{metric} shipped"] = new[metric]
+            for name, base in zip(names, bases):
+                row[f"{metric} {name}"] = base["quality"][i][metric]
+        rows.append(row)
+    listed = ", ".join(f"`{base['model']}`" for base in bases)
+    return [f"Against other decoders measured on the same sentences in the same run (`--baseline`: {listed}):", "",
             markdown_table(rows, list(rows[0])), ""]
 
 
@@ -74,13 +95,16 @@ def main() -> None:
         "(768-D) embedding encodes. It reads the embedding through a learned prefix of "
         f"{m['prefix_len']} vectors (an MLP maps the embedding to them)"
         + (" and a linear map of the embedding added to every token's input" if m.get("cond_inject") else "")
-        + ", and was trained on this project's corpus on 2 CPU cores.",
+        + (", and the embedding scales and shifts the normalised input of every sublayer (adaptive norm)" if m.get("cond_adaln") else "")
+        + ", and was trained on this project's corpus on a 2-core CPU.",
         "",
         "| | |",
         "|---|---|",
         f"| architecture | {m['n_layer']} layers, d_model {m['d_model']}, {m['n_head']} heads, SwiGLU {m['d_ff']}, RMSNorm, rotary positions, tied embeddings |",
         f"| conditioning | prefix of {m['prefix_len']} vectors from a {m['embedding_dim']} -> {m['prefix_hidden']} -> {m['prefix_len']}x{m['d_model']} MLP"
         + ("; the embedding's linear map added to every token's input" if m.get("cond_inject") else "")
+        + (f"; adaptive norm: a {m['embedding_dim']} -> {m['d_model']} -> {m['n_layer']}x4x{m['d_model']} MLP gives each "
+           "sublayer's input a scale and shift" if m.get("cond_adaln") else "")
         + f"; auxiliary bag-of-tokens loss (weight {m['bow_loss_weight']}) |",
         f"| tokenizer | byte-level BPE, {m['vocab_size']:,} tokens, cased, trained on the training sentences |",
         f"| max length | {m['max_len']} tokens |",
@@ -89,7 +113,8 @@ def main() -> None:
         + (f"length curriculum over {t['train_config']['curriculum_steps']} steps; " if t['train_config']['curriculum_steps'] else "no length curriculum; ")
         + f"{t['tokens_seen']:,} target tokens seen |",
         f"| data | {_data(t)} |",
-        f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on 2 CPU cores ({t.get('precision', 'bf16')}) |",
+        f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on a 2-core CPU ({t.get('precision', 'bf16')}"
+        + (f", {t['threads']} thread{'s' if t['threads'] > 1 else ''}" if "threads" in t else "") + ") |",
         f"| on disk | {sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file()) / 2**20:.1f} MB |",
         "",
         "## How it was built",
@@ -113,10 +138,14 @@ def main() -> None:
         markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]),
         "",
         *_baseline(bench),
-        markdown_table(bench["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
+        *_converted(bench),
+        "Speed of generation alone (no re-encoding; best of two rounds):",
+        "",
+        markdown_table(bench["latency"], [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s")
+                                          if c in bench["latency"][0]]),
         "",
         f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): "
-        f"{bench['peak_rss_mb_decoder_only']} MB, of which importing torch and the package take "
+        f"{rss_text(bench['peak_rss_mb_decoder_only'])}, of which importing torch and the package take "
         f"{bench.get('rss_mb_imports_only', '(not measured)')} MB.",
         "",
         "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy; steps counted "

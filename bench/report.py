@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from _common import REPO, RESULTS
+from _common import REPO, RESULTS, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -69,6 +69,10 @@ def phrasebank_section(res: dict) -> list[str]:
     return lines
 
 
+# the quality tables leave out the round trips' ms: they run beside the other decoders' and are no timing; the latency table is
+QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]
+
+
 def generative_section(res: dict) -> list[str]:
     t = res.get("training") or {}
     lines = [
@@ -78,15 +82,21 @@ def generative_section(res: dict) -> list[str]:
         f"in all (the last run: {t.get('steps', '?')} steps, {t.get('train_seconds', '?')} s, on {t.get('train_texts', '?')} sentences). "
         f"{_machine(res['machine'])}.",
         "",
-        markdown_table(res["quality"], ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
+        markdown_table(res["quality"], QUALITY_COLUMNS),
         "",
-        *([f"Baseline measured in the same run on the same sentences: `{res['baseline']['model']}`.", "",
-           markdown_table(res["baseline"]["quality"], ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"]),
-           ""] if "baseline" in res else []),
-        markdown_table(res["latency"], ["batch_size", "num_beams", "ms_per_sentence", "sentences_per_s"]),
+        *[line for base in res.get("baselines", [])
+          for line in (f"Baseline measured in the same run on the same sentences: `{base['model']}` ({base['parameters']:,} parameters).", "",
+                       markdown_table(base["quality"], QUALITY_COLUMNS), "")],
+        *(["The same model with int8 weights (`--quantize int8`), same sentences, same run:", "",
+            markdown_table(res["quality_int8"], QUALITY_COLUMNS),
+            ""] if res.get("quality_int8") else []),
+        *(["How often the converted weights write exactly the fp32 model's text (the same sentences, decoded in batches of 64):", "",
+            markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),
+        "Generation alone (no re-encoding), best of two rounds:",
         "",
-        f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: "
-        f"{res['peak_rss_mb_decoder_only']} MB"
+        markdown_table(res["latency"], [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in res["latency"][0]]),
+        "",
+        f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: {rss_text(res['peak_rss_mb_decoder_only'])}"
         + (f"; {res['rss_mb_imports_only']} MB of it after importing torch and the package, before the model." if "rss_mb_imports_only" in res else "."),
         "",
     ]

@@ -188,6 +188,10 @@ def test_train_then_roundtrip_generative(tmp_path):
     ev = runner.invoke(main, ["eval", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--num-beams", "2"])
     assert ev.exit_code == 0, ev.output
     assert json.loads(ev.output)["n"] == 3
+    int8 = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"),
+                                "--quantize", "int8", "--json"])
+    assert int8.exit_code == 0, int8.output
+    assert json.loads(int8.output)["text"]
     missing = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative", "--generative", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "train one" in missing.output
 

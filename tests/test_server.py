@@ -33,7 +33,8 @@ def server(tmp_path_factory, small_bank, small_encoder):
     # an untrained tiny model: these tests check the API, not the quality of its text
     create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300,
                               max_len=16).save(folder / "gen")
-    app = create_app(ServerConfig(bank=str(folder / "bank"), generative=str(folder / "gen"), nprobe=3, max_batch=MAX_BATCH, max_text_chars=500))
+    app = create_app(ServerConfig(bank=str(folder / "bank"), generative=str(folder / "gen"), nprobe=3, quantize="int8", max_batch=MAX_BATCH,
+                                  max_text_chars=500))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -62,6 +63,7 @@ def test_health_info_metrics(server):
     assert info["encoder"] == {"name": "all-MiniLM-L6-v2", "dimension": 384}
     assert info["decoders"] == ["generative", "phrase"] and info["bank"]["size"] == len(BANK_TEXTS)
     assert info["bank"]["nprobe"] == 3  # the server's --nprobe, not the bank's saved 16
+    assert info["generative"]["quantization"] == "int8" and info["generative"]["parameters"] > 100_000  # counted before quantizing
     server.get("/health")
     text = server.get("/metrics").text
     assert 'ld_requests_total{endpoint="/health",status="200"}' in text and "ld_ready 1" in text
@@ -163,3 +165,5 @@ def test_fuzz_texts_never_500_and_server_survives(server, texts):
 def test_server_config_rejects_a_bad_nprobe():
     with pytest.raises(ConfigError, match="nprobe"):
         ServerConfig(nprobe=0)
+    with pytest.raises(ConfigError, match="quantize"):
+        ServerConfig(quantize="int4")

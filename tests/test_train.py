@@ -59,6 +59,41 @@ def test_saved_decoder_loads_and_generates(trained, small_encoder):
     assert meta["type"] == "generative_decoder" and meta["metadata"]["steps"] == 400 and meta["parameters"] < 1_000_000
 
 
+@pytest.mark.parametrize("scheme, min_cosine", [("fp16", 0.9999), ("int8", 0.95)])
+def test_converted_decoder_decodes_like_the_float_one(trained, small_encoder, tmp_path, scheme, min_cosine):
+    out, decoder = trained
+    q = small_encoder.encode(BANK_TEXTS)
+    small = GenerativeDecoder.load(out, encoder=small_encoder, quantize=scheme)
+    assert not any(type(m) is torch.nn.Linear for m in small.model.modules())  # every linear layer was converted
+    assert small.num_parameters == decoder.num_parameters and scheme in repr(small) and small.health()["quantization"] == scheme
+    with torch.no_grad():  # the model's numbers changed, a little
+        bos = torch.full((len(q),), decoder.model.config.bos_id)
+        exact, approx = decoder.model.start(torch.from_numpy(q), bos)[0], small.model.start(torch.from_numpy(q), bos)[0]
+    assert not torch.equal(exact, approx)
+    assert torch.nn.functional.cosine_similarity(exact, approx).min() > min_cosine
+    assert small.decode(q) == decoder.decode(q)  # and the memorised sentences come out the same
+    with pytest.raises(ConfigError, match="cannot be saved"):
+        small.save(tmp_path / scheme)
+    assert not (tmp_path / scheme).exists()
+    with pytest.raises(ConfigError, match="already quantized"):
+        small.quantize("int8")
+
+
+def test_fp16_text_does_not_depend_on_the_batch(trained, small_encoder):
+    """fp16 weights leave the activations in fp32: a sentence decodes the same alone and among others
+    (int8's per-call input scale does not promise this)."""
+    out, _ = trained
+    fp16 = GenerativeDecoder.load(out, quantize="fp16")
+    rng = np.random.default_rng(0)  # off the memorised sentences, where small differences change the text
+    q = small_encoder.encode(BANK_TEXTS) + rng.normal(scale=0.05, size=(len(BANK_TEXTS), small_encoder.dimension)).astype(np.float32)
+    assert fp16.decode(q) == [fp16.decode(row) for row in q]
+
+
+def test_unknown_quantization_is_named(trained):
+    with pytest.raises(ConfigError, match="unknown quantization 'int4'"):
+        GenerativeDecoder.load(trained[0], quantize="int4")
+
+
 def test_saved_decoder_files_have_ordinary_permissions(trained, tmp_path):
     import os
     import stat

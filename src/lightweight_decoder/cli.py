@@ -381,7 +381,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         overrides["cond_adaln"] = adaln
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources)
-    click.echo(f"trained {decoder.model.num_parameters():,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
+    click.echo(f"trained {decoder.num_parameters:,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 
 
 def _bank_training_pairs(path: str, encoder: Any, *, skip: set[str], sample: int = 64) -> tuple[list[str], np.ndarray, dict[str, Any]]:
@@ -457,6 +457,8 @@ def core_train(pairs: str, out: str, mode: str, epochs: int, lattice_steps: int,
 
 # ---- decoding ------------------------------------------------------------------------------------
 _NPROBE_HELP = "IVF lists a bank search visits (default from the bank; more: higher recall, slower)."
+_QUANTIZE_HELP = ("Generative and hybrid: the generator's weights in fp16 (faster, the fp32 text for ~99% of sentences) or int8 "
+                  "(a little faster again; the text differs, the same quality on average). bench/generative.py measures them.")
 
 
 def _decoder_options(func: Any) -> Any:
@@ -468,6 +470,7 @@ def _decoder_options(func: Any) -> Any:
         click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
         click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP),
         click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
+        click.option("--quantize", type=click.Choice(["fp16", "int8"]), help=_QUANTIZE_HELP),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
         click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
@@ -644,9 +647,11 @@ def tune(input_file: str, limit: int, population: int, generations: int, latency
 @click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
 @click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model, if any).")
 @click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP)
+@click.option("--quantize", type=click.Choice(["fp16", "int8"]), help=_QUANTIZE_HELP)
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Largest batch accepted (larger -> 413).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=2000, show_default=True)
-def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, nprobe: int | None, max_batch: int, max_text_chars: int) -> None:
+def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, nprobe: int | None, quantize: str | None,
+          max_batch: int, max_text_chars: int) -> None:
     """Serve /encode, /decode, /roundtrip, /health, /info and /metrics over HTTP.
 
     \b
@@ -658,7 +663,8 @@ def serve(host: str, port: int, bank_path: str | None, generative_path: str | No
 
     from .server import ServerConfig, create_app
 
-    app = create_app(ServerConfig(bank=bank_path, generative=generative_path, nprobe=nprobe, max_batch=max_batch, max_text_chars=max_text_chars))
+    app = create_app(ServerConfig(bank=bank_path, generative=generative_path, nprobe=nprobe, quantize=quantize,
+                                  max_batch=max_batch, max_text_chars=max_text_chars))
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

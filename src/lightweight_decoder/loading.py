@@ -30,11 +30,13 @@ def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any
 
 def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
-                 model: str | None = None, encoder: Any = None, nprobe: int | None = None) -> tuple[Any, Any]:
+                 model: str | None = None, encoder: Any = None, nprobe: int | None = None,
+                 quantize: str | None = None) -> tuple[Any, Any]:
     """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
-    ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`).
+    ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`);
+    ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`).
     Returns ``(decoder, encoder)``.
 
     >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
@@ -47,7 +49,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
 
         phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder, nprobe=nprobe)
         try:
-            generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
+            generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder, quantize=quantize)
         except (ModelNotFound, IncompatibleArtifact) as exc:
             if generative_path is not None:  # asked for by path: it must load
                 raise
@@ -65,7 +67,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         if not (path / "config.json").exists():
             raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
         encoder = _artifact_encoder(path, model, encoder)
-        decoder = GenerativeDecoder.load(path, encoder=encoder)
+        decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize)
         gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
         decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
         return decoder, encoder
@@ -73,6 +75,8 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     from .decoders import PhraseBankDecoder
     from .phrasebank import PhraseBank
 
+    if quantize is not None:
+        logger.warning("quantize=%s has no effect on the phrase decoder (it applies to the generative model)", quantize)
     path = Path(bank_path) if bank_path else default_paths()["bank"]
     if not (path / "config.json").exists():
         raise ModelNotFound(f"no phrase bank at {path}; build one with `lightweight-decoder bank build`")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _atomic
 from ..artifacts import read_artifact_config
-from ..errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
+from ..errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
 from ..model import ModelConfig, PrefixLM
 from ..phrasebank import as_query_matrix
@@ -27,9 +27,11 @@ from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
 
-__all__ = ["GenerativeDecoder", "create_generative_decoder"]
+__all__ = ["GenerativeDecoder", "create_generative_decoder", "QUANTIZATION_SCHEMES"]
 
 FORMAT_VERSION = 1
+# weight formats a loaded decoder can be converted to for inference (see GenerativeDecoder.quantize)
+QUANTIZATION_SCHEMES = ("fp16", "int8")
 
 
 class GenerativeDecoder(TextDecoder):
@@ -50,10 +52,46 @@ class GenerativeDecoder(TextDecoder):
         self.generation_config = generation_config or GenerationConfig()
         self.metadata = dict(metadata or {})
         self.embedding_dim = model.config.embedding_dim
+        self.num_parameters = model.num_parameters()  # kept: a quantized model no longer holds them as float parameters
+        self.quantization: str | None = None
         self.monitor = PerformanceMonitor()
 
     def __repr__(self) -> str:
-        return f"GenerativeDecoder({self.encoder_name}, {self.model.num_parameters():,} parameters)"
+        weights = f", {self.quantization} weights" if self.quantization else ""
+        return f"GenerativeDecoder({self.encoder_name}, {self.num_parameters:,} parameters{weights})"
+
+    def quantize(self, scheme: str) -> "GenerativeDecoder":
+        """Convert the model's linear layers (attention, MLP, prefix, output head) for inference, in place; returns self.
+
+        Decoding one sentence is bound by reading the weights for every token (~21 MB in fp32, more than this
+        CPU keeps in cache), so smaller weights decode faster. Embeddings and norms stay fp32.
+
+        - ``fp16``: weights stored in half precision, computed in fp32; a sentence's text does not depend on
+          its batch. Measured by ``bench/generative.py`` on the shipped model: 1.3x faster greedy at batch 1,
+          and the fp32 model's exact text for 99% of dev sentences.
+        - ``int8``: weights in int8, and each layer's input quantized per call with one scale for the whole
+          batch (PyTorch's dynamic quantization). A little faster again, the same quality on average, but
+          the text differs from fp32's for most sentences and depends on the batch it is decoded in.
+
+        A converted decoder decodes but cannot be saved or trained: convert after loading.
+        """
+        import warnings
+
+        import torch
+
+        if scheme not in QUANTIZATION_SCHEMES:
+            raise ConfigError(f"unknown quantization {scheme!r}; choose one of {list(QUANTIZATION_SCHEMES)}")
+        if self.quantization is not None:
+            raise ConfigError(f"this decoder is already quantized ({self.quantization})")
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():  # torch.ao's notice that this API is moving to torchao: nothing the user can act on
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            dtype = torch.float16 if scheme == "fp16" else torch.qint8
+            self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=dtype).eval()
+        self.quantization = scheme
+        return self
 
     # ---- decoding -----------------------------------------------------------------------------
 
@@ -104,12 +142,15 @@ class GenerativeDecoder(TextDecoder):
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "decoder": "generative", "encoder": self.encoder_name, "dimension": self.embedding_dim,
-                "parameters": self.model.num_parameters(), **self.monitor.stats()}
+                "parameters": self.num_parameters, "quantization": self.quantization, **self.monitor.stats()}
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write config.json, model.safetensors and tokenizer.json as one folder, atomically."""
         from safetensors.torch import save_model
+
+        if self.quantization is not None:
+            raise ConfigError(f"a decoder quantized for inference ({self.quantization}) cannot be saved; save the float model it was loaded from")
 
         with _atomic.atomic_dir(path) as tmp:
             save_model(self.model, str(tmp / "model.safetensors"))
@@ -117,14 +158,17 @@ class GenerativeDecoder(TextDecoder):
             _atomic.write_json(tmp / "config.json", {
                 "type": "generative_decoder", "format_version": FORMAT_VERSION,
                 "encoder": self.encoder_name, "dimension": self.embedding_dim,
-                "parameters": self.model.num_parameters(),
+                "parameters": self.num_parameters,
                 "model": self.model.config.to_dict(), "generation": self.generation_config.to_dict(),
                 "metadata": self.metadata,
             })
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None) -> "GenerativeDecoder":
-        """Load a decoder folder (or a training folder's ``decoder/``); with ``encoder``, its name and dimension must match."""
+    def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None, quantize: str | None = None) -> "GenerativeDecoder":
+        """Load a decoder folder (or a training folder's ``decoder/``); with ``encoder``, its name and dimension must match.
+
+        ``quantize`` (``"fp16"`` or ``"int8"``) converts it for inference after loading: see :meth:`quantize`.
+        """
         from safetensors.torch import load_model
 
         path = Path(path)
@@ -139,8 +183,9 @@ class GenerativeDecoder(TextDecoder):
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
             raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
         tokenizer = load_tokenizer(path / "tokenizer.json")
-        return cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
-                   generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
+        decoder = cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
+                      generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
+        return decoder if quantize is None else decoder.quantize(quantize)
 
 
 def create_generative_decoder(preset: str = "small", embedding_dim: int = 768, *, encoder_name: str = "all-mpnet-base-v2",

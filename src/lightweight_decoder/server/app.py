@@ -28,12 +28,14 @@ class ServerConfig(BaseConfig):
     generative: str | None = None  # default: the shipped model, when present
     encoder: str | None = None  # default: the bank's encoder
     nprobe: int | None = None  # IVF lists a bank search visits; default: the bank's own setting
+    quantize: str | None = None  # "fp16" or "int8": the generator's weights for inference (GenerativeDecoder.quantize)
     max_batch: int = 64
     max_text_chars: int = 2000
 
     def validate(self) -> None:
         _check(_is_int(self.max_batch) and self.max_batch >= 1, f"max_batch must be an int >= 1, got {self.max_batch!r}")
         _check(_is_int(self.max_text_chars) and self.max_text_chars >= 1, f"max_text_chars must be an int >= 1, got {self.max_text_chars!r}")
+        _check(self.quantize in (None, "fp16", "int8"), f"quantize must be null, 'fp16' or 'int8', got {self.quantize!r}")
         _check(self.nprobe is None or (_is_int(self.nprobe) and self.nprobe >= 1), f"nprobe must be an int >= 1 or null, got {self.nprobe!r}")
 
 
@@ -58,7 +60,8 @@ class _State:
         decoder, self.encoder = load_decoder("phrase", bank_path=self.config.bank, model=self.config.encoder, nprobe=self.config.nprobe)
         self.decoders["phrase"] = decoder
         try:
-            self.decoders["generative"], _ = load_decoder("generative", generative_path=self.config.generative, encoder=self.encoder)
+            self.decoders["generative"], _ = load_decoder("generative", generative_path=self.config.generative, encoder=self.encoder,
+                                                         quantize=self.config.quantize)
         except ModelNotFound as exc:
             if self.config.generative is not None:
                 raise

@@ -81,7 +81,8 @@ def info(request: Request) -> dict[str, Any]:
         "limits": {"max_batch": state.config.max_batch, "max_text_chars": state.config.max_text_chars},
     }
     if "generative" in state.decoders:
-        out["generative"] = {"parameters": state.decoders["generative"].model.num_parameters()}
+        out["generative"] = {"parameters": state.decoders["generative"].num_parameters,
+                             "quantization": state.decoders["generative"].quantization}
     return out
 
 
