@@ -122,6 +122,14 @@ def test_decode_nprobe_reaches_the_bank(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "nprobe" in bad.output
 
 
+def test_quantize_with_the_phrase_decoder_is_named_as_ignored(tmp_path, caplog):
+    out, texts = _build_bank(tmp_path)
+    result = CliRunner().invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--quantize", "fp16"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == texts[0]
+    assert any("quantize=fp16 has no effect on the phrase decoder" in r.getMessage() for r in caplog.records)
+
+
 def test_decode_errors_are_friendly(tmp_path):
     out, _ = _build_bank(tmp_path)
     runner = CliRunner()
