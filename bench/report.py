@@ -69,7 +69,7 @@ def phrasebank_section(res: dict) -> list[str]:
     return lines
 
 
-# the quality tables leave out the round trips' ms: they run beside the other decoders' and are no timing; the latency table is
+# no ms column: the round trips' times include re-encoding and ran beside other work, so they are no latency; the latency table is
 QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]
 
 

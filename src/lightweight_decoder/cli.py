@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .config import QUANTIZATION_SCHEMES
 from .errors import DecoderError
 from .loading import load_decoder, read_vectors
 
@@ -470,7 +471,7 @@ def _decoder_options(func: Any) -> Any:
         click.option("--top-k", type=click.IntRange(min=1), help="Bank candidates considered."),
         click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP),
         click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
-        click.option("--quantize", type=click.Choice(["fp16", "int8"]), help=_QUANTIZE_HELP),
+        click.option("--quantize", type=click.Choice(QUANTIZATION_SCHEMES), help=_QUANTIZE_HELP),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
         click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
@@ -647,7 +648,7 @@ def tune(input_file: str, limit: int, population: int, generations: int, latency
 @click.option("--bank", "bank_path", type=click.Path(file_okay=False), help="Phrase bank folder (default: the shipped bank).")
 @click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model, if any).")
 @click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP)
-@click.option("--quantize", type=click.Choice(["fp16", "int8"]), help=_QUANTIZE_HELP)
+@click.option("--quantize", type=click.Choice(QUANTIZATION_SCHEMES), help=_QUANTIZE_HELP)
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Largest batch accepted (larger -> 413).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=2000, show_default=True)
 def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, nprobe: int | None, quantize: str | None,

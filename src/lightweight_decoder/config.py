@@ -30,6 +30,8 @@ T = TypeVar("T", bound="BaseConfig")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 only where the CPU has bf16 instructions
 ASSEMBLY_METHODS = ("greedy", "weighted", "beam_search", "context_aware")
 VECTOR_DTYPES = ("float16", "float32", "none")
+# weight formats a loaded generative decoder can be converted to for inference (GenerativeDecoder.quantize)
+QUANTIZATION_SCHEMES = ("fp16", "int8")
 
 
 def _check(cond: bool, message: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _atomic
 from ..artifacts import read_artifact_config
+from ..config import QUANTIZATION_SCHEMES
 from ..errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
 from ..model import ModelConfig, PrefixLM
@@ -27,11 +28,9 @@ from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
 
-__all__ = ["GenerativeDecoder", "create_generative_decoder", "QUANTIZATION_SCHEMES"]
+__all__ = ["GenerativeDecoder", "create_generative_decoder"]
 
 FORMAT_VERSION = 1
-# weight formats a loaded decoder can be converted to for inference (see GenerativeDecoder.quantize)
-QUANTIZATION_SCHEMES = ("fp16", "int8")
 
 
 class GenerativeDecoder(TextDecoder):

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from typing import Any, AsyncIterator
 
-from ..config import BaseConfig, _check, _is_int
+from ..config import QUANTIZATION_SCHEMES, BaseConfig, _check, _is_int
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -35,7 +35,8 @@ class ServerConfig(BaseConfig):
     def validate(self) -> None:
         _check(_is_int(self.max_batch) and self.max_batch >= 1, f"max_batch must be an int >= 1, got {self.max_batch!r}")
         _check(_is_int(self.max_text_chars) and self.max_text_chars >= 1, f"max_text_chars must be an int >= 1, got {self.max_text_chars!r}")
-        _check(self.quantize in (None, "fp16", "int8"), f"quantize must be null, 'fp16' or 'int8', got {self.quantize!r}")
+        _check(self.quantize is None or self.quantize in QUANTIZATION_SCHEMES,
+               f"quantize must be null or one of {list(QUANTIZATION_SCHEMES)}, got {self.quantize!r}")
         _check(self.nprobe is None or (_is_int(self.nprobe) and self.nprobe >= 1), f"nprobe must be an int >= 1 or null, got {self.nprobe!r}")
 
 
