@@ -57,17 +57,17 @@ def test_budget_limits_encoder_calls(bank, generator, small_encoder):
 
 
 class _SlowEncoderDouble:
-    """Test double: the small encoder, on a fake clock that advances 10 ms per text it encodes."""
+    """Test double: the small encoder, on a fake clock that advances ``seconds`` (10 ms) per text it encodes."""
 
-    def __init__(self, encoder):
-        self.inner, self.now, self.texts = encoder, 0.0, 0
+    def __init__(self, encoder, seconds=0.01):
+        self.inner, self.now, self.texts, self.seconds = encoder, 0.0, 0, seconds
         self.name, self.dimension = encoder.name, encoder.dimension
 
     def clock(self) -> float:
         return self.now
 
     def encode(self, texts, **kwargs):
-        self.now += 0.01 * len(texts)
+        self.now += self.seconds * len(texts)
         self.texts += len(texts)
         return self.inner.encode(texts, **kwargs)
 
@@ -148,6 +148,29 @@ def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encod
     assert result.timings["total_ms"] <= 400 + 1e-6
     roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
     assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
+
+
+def test_without_a_time_limit_the_text_does_not_depend_on_the_speed_of_the_machine(bank, small_encoder, monkeypatch):
+    from lightweight_decoder.decoders import hybrid as hybrid_module
+
+    target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
+
+    def run(seconds_per_text, max_seconds):
+        slow = _SlowEncoderDouble(small_encoder, seconds=seconds_per_text)
+        monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
+        double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.",
+                                  clock_owner=slow, seconds=seconds_per_text)
+        double.query = target
+        cfg = HybridConfig(num_steps=4, num_beams=2, num_samples=2, max_encoder_calls=100, max_seconds=max_seconds)
+        return HybridDecoder(PhraseBankDecoder(bank), double, slow, cfg).generate(target)
+
+    fast, slow = run(0.001, None), run(5.0, None)
+    assert slow.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and slow.details["skipped"] == []
+    assert slow.details["stopped_by"] != "max_seconds" and slow.details["steps"] >= 1
+    assert (slow.text, slow.details["cosine_per_step"]) == (fast.text, fast.details["cosine_per_step"])
+    limited = run(5.0, 1.0)  # the same machine speed under a time limit: the budget decides what is judged
+    assert limited.details["skipped"] and limited.details["stopped_by"] == "max_seconds"
+    assert HybridConfig.from_dict({"max_seconds": None}).max_seconds is None  # what a --config JSON's null gives
 
 
 def test_works_without_a_generator(bank, small_encoder):

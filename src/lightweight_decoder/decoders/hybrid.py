@@ -17,6 +17,10 @@
    (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only as many proposals as the time left
    pays for, at the per-text cost measured in this call.
 
+The time budget makes the output depend on the machine's speed at that moment (what fits into the second
+differs from run to run). ``max_seconds=None`` removes it: the work is then bounded by ``max_encoder_calls``,
+``num_steps`` and ``edits_per_step`` alone, and the same vector decodes to the same text on every run.
+
 >>> hybrid = HybridDecoder(phrase_decoder, generative_decoder, encoder)   # doctest: +SKIP
 >>> result = hybrid.generate(vector); result.details["route"]             # doctest: +SKIP
 'corrected'
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +67,7 @@ class HybridConfig(BaseConfig):
     edits_per_step: int = 48
     residual_alpha: float = 0.5
     max_encoder_calls: int = 40
-    max_seconds: float = 1.0
+    max_seconds: float | None = 1.0  # None: no time limit, reproducible output (see the module docstring)
     judge_precision: str = "auto"
     seed: int = 0
 
@@ -74,7 +79,8 @@ class HybridConfig(BaseConfig):
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(_is_number(self.residual_alpha) and self.residual_alpha >= 0,
                f"residual_alpha must be >= 0 (0 turns regeneration from the residual off), got {self.residual_alpha!r}")
-        _check(_is_number(self.max_seconds) and self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds!r}")
+        _check(self.max_seconds is None or (_is_number(self.max_seconds) and self.max_seconds > 0),
+               f"max_seconds must be > 0, or null for no time limit, got {self.max_seconds!r}")
         _check(self.judge_precision in PRECISIONS, f"judge_precision must be one of {PRECISIONS}, got {self.judge_precision!r}")
 
 
@@ -120,6 +126,8 @@ class _Judge:
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
 
     def time_left(self) -> float:
+        if self.cfg.max_seconds is None:
+            return float("inf")
         return self.cfg.max_seconds - (_clock() - self.start)
 
     @property
@@ -130,6 +138,8 @@ class _Judge:
 
     def affordable(self) -> int:
         """How many texts the time left pays for, at the cost of judging one measured so far."""
+        if self.cfg.max_seconds is None:  # no time limit: the count limits (edits_per_step, ...) apply alone
+            return sys.maxsize
         return int(self.time_left() / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
 
     def __call__(self, texts: list[str]) -> bool:
