@@ -141,8 +141,10 @@ def hybrid_section(res: dict) -> list[str]:
 def service_section(res: dict) -> list[str]:
     return _table_section(
         "## HTTP service",
-        f"`{res['command']}`: {res['note']}. {_machine(res['machine'])}.",
-        res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms"])
+        f"`{res['command']}`: {res['note']}. requests_per_decoder_call: how many requests each decoder call served "
+        f"(requests queued while a model is busy are decoded together). {_machine(res['machine'])}.",
+        res["results"], ["decoder", "clients", "seconds", "requests", "errors", "requests_per_s", "p50_ms", "p95_ms",
+                         "requests_per_decoder_call"])
 
 
 def nprobe_section(res: dict) -> list[str]:

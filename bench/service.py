@@ -64,6 +64,18 @@ def _load(base: str, decoder: str, vectors: list, clients: int, seconds: float) 
             "p95_ms": round(float(np.percentile(latencies, 95)), 2) if latencies else None}
 
 
+def _decode_counters(base: str, decoder: str) -> tuple[int, int] | None:
+    """(/decode requests, decoder calls that served them) from /metrics, or None if the server has no such counters."""
+    import httpx
+
+    values = {}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        for name in ("ld_decode_requests_total", "ld_decoder_calls_total"):
+            if line.startswith(f'{name}{{decoder="{decoder}"}} '):
+                values[name] = int(line.split()[-1])
+    return (values["ld_decode_requests_total"], values["ld_decoder_calls_total"]) if len(values) == 2 else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per decoder")
@@ -92,7 +104,14 @@ def main() -> None:
                 raise SystemExit("the server did not start")
             time.sleep(0.5)
         decoders = httpx.get(f"{base}/info").json()["decoders"]
-        rows = [_load(base, name, vectors, args.clients, args.seconds) for name in ("phrase", "generative") if name in decoders]
+        rows = []
+        for name in ("phrase", "generative"):
+            if name in decoders:
+                before = _decode_counters(base, name)
+                rows.append(_load(base, name, vectors, args.clients, args.seconds))
+                after = _decode_counters(base, name)
+                if before and after and after[1] > before[1]:  # servers before micro-batching have no counters
+                    rows[-1]["requests_per_decoder_call"] = round((after[0] - before[0]) / (after[1] - before[1]), 2)
         for row in rows:
             print(row, flush=True)
     finally:

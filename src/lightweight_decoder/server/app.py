@@ -53,6 +53,18 @@ class _State:
         self.requests: dict[tuple[str, int], int] = defaultdict(int)
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.metrics_lock = threading.Lock()
+        self.batchers: dict[str, Any] = {}  # per decoder: /decode requests queued for it are decoded together
+
+    def _batcher(self, name: str) -> Any:
+        from .batching import MicroBatcher
+
+        decoder = self.decoders[name]
+
+        def run(matrix: Any, **kwargs: Any) -> list:
+            with self.locks["encoder"]:  # the phrase decoder re-ranks with it; the generator may rescore with it
+                return decoder.generate(matrix, **kwargs)
+
+        return MicroBatcher(run, max_rows=self.config.max_batch, lock=self.locks[name])
 
     def load(self) -> None:
         from ..loading import load_decoder
@@ -67,6 +79,7 @@ class _State:
             if self.config.generative is not None:
                 raise
             logger.info("generative decoder not loaded: %s", exc)
+        self.batchers = {name: self._batcher(name) for name in self.decoders}
         self.ready = True
 
     def record(self, endpoint: str, status: int, seconds: float) -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..errors import DecoderError, InvalidEmbedding, InvalidInput, ModelNotFound
+from ..phrasebank import as_query_matrix
 from .schemas import (
     DecodedText,
     DecodeRequest,
@@ -105,6 +106,12 @@ def metrics(request: Request) -> str:
         lines.append(f'ld_decoder_decodes_total{{decoder="{name}"}} {stats["decodes"]}')
         if "cache_hit_rate" in stats:
             lines.append(f'ld_decoder_cache_hit_rate{{decoder="{name}"}} {stats["cache_hit_rate"]:.4f}')
+    lines += ["# HELP ld_decode_requests_total /decode requests per decoder; ld_decoder_calls_total: the decoder calls that "
+              "served them (fewer when queued requests were decoded together).", "# TYPE ld_decode_requests_total counter",
+              "# TYPE ld_decoder_calls_total counter"]
+    for name, batcher in sorted(state.batchers.items()):
+        lines.append(f'ld_decode_requests_total{{decoder="{name}"}} {batcher.stats["requests"]}')
+        lines.append(f'ld_decoder_calls_total{{decoder="{name}"}} {batcher.stats["calls"]}')
     lines.append(f"ld_ready {int(state.ready)}")
     return "\n".join(lines) + "\n"
 
@@ -130,11 +137,20 @@ def decode(body: DecodeRequest, request: Request) -> DecodeResponse:
         kwargs = {k: v for k, v in {"method": body.method, "top_k": body.top_k}.items() if v is not None}
     else:
         kwargs = {k: getattr(body, k) for k in _GENERATION_FIELDS if getattr(body, k) is not None}
-    with state.locks[body.decoder], state.locks["encoder"]:
-        results = decoder.generate(matrix, **kwargs)
+    as_query_matrix(matrix, decoder.embedding_dim)  # a wrong dimension or NaN fails this request here, before any merging
+    results = state.batchers[body.decoder].submit(matrix, key=tuple(sorted(kwargs.items())),
+                                                  mergeable=_mergeable(decoder, kwargs), **kwargs)
     return DecodeResponse(decoder=body.decoder, results=[
         DecodedText(text=r.text, score=None if math.isnan(r.score) else r.score, method=r.method, fallback_used=r.fallback_used)
         for r in results])
+
+
+def _mergeable(decoder: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether a request's rows decode the same merged with other requests' (see server/batching.py)."""
+    if kwargs.get("do_sample"):
+        return False  # the rows share one stream of random draws
+    # int8 quantizes each layer's input with one scale per call: a row's text depends on the others
+    return getattr(decoder, "quantization", None) != "int8"
 
 
 @router.post("/roundtrip", response_model=RoundtripResponse)
