@@ -41,6 +41,11 @@ def rss_text(peak: float | dict) -> str:
     return ", ".join(f"{mb} MB ({w})" for w, mb in peak.items()) if isinstance(peak, dict) else f"{peak} MB"
 
 
+def latency_columns(rows: list[dict]) -> list[str]:
+    """The generative latency table's columns; ``weights`` is there only in results written since ``--quantize``."""
+    return [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in rows[0]]
+
+
 def command() -> str:
     """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
     return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, rss_text
+from _common import REPO, RESULTS, latency_columns, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -141,8 +141,7 @@ def main() -> None:
         *_converted(bench),
         "Speed of generation alone (no re-encoding; best of two rounds):",
         "",
-        markdown_table(bench["latency"], [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s")
-                                          if c in bench["latency"][0]]),
+        markdown_table(bench["latency"], latency_columns(bench["latency"])),
         "",
         f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): "
         f"{rss_text(bench['peak_rss_mb_decoder_only'])}, of which importing torch and the package take "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from _common import REPO, RESULTS, rss_text
+from _common import REPO, RESULTS, latency_columns, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -94,7 +94,7 @@ def generative_section(res: dict) -> list[str]:
             markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),
         "Generation alone (no re-encoding), best of two rounds:",
         "",
-        markdown_table(res["latency"], [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in res["latency"][0]]),
+        markdown_table(res["latency"], latency_columns(res["latency"])),
         "",
         f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: {rss_text(res['peak_rss_mb_decoder_only'])}"
         + (f"; {res['rss_mb_imports_only']} MB of it after importing torch and the package, before the model." if "rss_mb_imports_only" in res else "."),

@@ -26,21 +26,21 @@ class _RecordingDecoderDouble:
         return [f"{row[0]:g} {sorted(kwargs.items())}" for row in matrix]
 
 
-def _submit_while_busy(batcher: MicroBatcher, requests: list[tuple[np.ndarray, tuple, bool, dict]]) -> list:
+def _submit_while_busy(batcher: MicroBatcher, requests: list[tuple[np.ndarray, bool, dict]]) -> list:
     """Submit every request from its own thread while the model is busy (its lock held), so that all of them
     queue up; then free the model. Returns each request's result or exception, in submission order."""
     out: list = [None] * len(requests)
 
-    def worker(i: int, matrix, key, mergeable, kwargs) -> None:
+    def worker(i: int, matrix, mergeable, kwargs) -> None:
         try:
-            out[i] = batcher.submit(matrix, key=key, mergeable=mergeable, **kwargs)
+            out[i] = batcher.submit(matrix, mergeable=mergeable, **kwargs)
         except Exception as exc:  # noqa: BLE001 - compared by the test
             out[i] = exc
 
     threads = []
     with batcher.lock:
-        for i, (matrix, key, mergeable, kwargs) in enumerate(requests):
-            threads.append(threading.Thread(target=worker, args=(i, matrix, key, mergeable, kwargs)))
+        for i, (matrix, mergeable, kwargs) in enumerate(requests):
+            threads.append(threading.Thread(target=worker, args=(i, matrix, mergeable, kwargs)))
             threads[-1].start()
             deadline = time.monotonic() + 10
             while batcher.stats["requests"] < i + 1:  # submitted in this order, so the queue keeps it
@@ -58,7 +58,7 @@ def _rows(*values: float) -> np.ndarray:
 def test_a_lone_request_is_decoded_at_once():
     double = _RecordingDecoderDouble()
     batcher = MicroBatcher(double, max_rows=8)
-    assert batcher.submit(_rows(1, 2), key=(), mergeable=True) == ["1 []", "2 []"]
+    assert batcher.submit(_rows(1, 2), mergeable=True) == ["1 []", "2 []"]
     assert double.calls == [2]
 
 
@@ -66,7 +66,7 @@ def test_requests_queued_with_the_same_settings_share_one_call_and_keep_their_ow
     double = _RecordingDecoderDouble()
     batcher = MicroBatcher(double, max_rows=8)
     kwargs = {"num_beams": 2}
-    requests = [(_rows(i, i + 0.5), ("same",), True, kwargs) for i in range(4)]
+    requests = [(_rows(i, i + 0.5), True, kwargs) for i in range(4)]
     out = _submit_while_busy(batcher, requests)
     assert out == [[f"{i:g} [('num_beams', 2)]", f"{i + 0.5:g} [('num_beams', 2)]"] for i in range(4)]
     assert double.calls == [8] and batcher.stats == {"requests": 4, "calls": 1, "merged_requests": 4}
@@ -76,11 +76,11 @@ def test_other_settings_unmergeable_requests_and_the_row_limit_split_calls_in_ar
     double = _RecordingDecoderDouble()
     batcher = MicroBatcher(double, max_rows=3)
     out = _submit_while_busy(batcher, [
-        (_rows(1), ("a",), True, {"top_k": 1}),
-        (_rows(2), ("b",), True, {"top_k": 2}),       # other settings: its own call
-        (_rows(3, 4), ("a",), True, {"top_k": 1}),    # joins the first (3 rows)
-        (_rows(5), ("a",), True, {"top_k": 1}),       # over max_rows: next call
-        (_rows(6), ("a",), False, {"top_k": 1}),      # sampling, say: never merged
+        (_rows(1), True, {"top_k": 1}),
+        (_rows(2), True, {"top_k": 2}),       # other settings: its own call
+        (_rows(3, 4), True, {"top_k": 1}),    # joins the first (3 rows)
+        (_rows(5), True, {"top_k": 1}),       # over max_rows: next call
+        (_rows(6), False, {"top_k": 1}),      # sampling, say: never merged
     ])
     assert out == [["1 [('top_k', 1)]"], ["2 [('top_k', 2)]"], ["3 [('top_k', 1)]", "4 [('top_k', 1)]"], ["5 [('top_k', 1)]"],
                    ["6 [('top_k', 1)]"]]
@@ -90,7 +90,7 @@ def test_other_settings_unmergeable_requests_and_the_row_limit_split_calls_in_ar
 def test_a_failing_merged_call_is_decoded_request_by_request_so_only_the_bad_one_fails():
     double = _RecordingDecoderDouble()
     batcher = MicroBatcher(double, max_rows=8)
-    out = _submit_while_busy(batcher, [(_rows(1), (), True, {}), (_rows(-1), (), True, {}), (_rows(2), (), True, {})])
+    out = _submit_while_busy(batcher, [(_rows(1), True, {}), (_rows(-1), True, {}), (_rows(2), True, {})])
     assert out[0] == ["1 []"] and out[2] == ["2 []"]
     assert isinstance(out[1], InvalidEmbedding)
     assert double.calls == [3, 1, 1, 1]
@@ -102,7 +102,7 @@ def test_many_threads_all_get_their_own_results():
     results: dict[int, list] = {}
 
     def worker(i: int) -> None:
-        results[i] = batcher.submit(_rows(i), key=(), mergeable=True)
+        results[i] = batcher.submit(_rows(i), mergeable=True)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(40)]
     for t in threads:

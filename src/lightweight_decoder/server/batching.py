@@ -7,13 +7,13 @@ queued one with the same settings (up to ``max_rows`` vectors), decodes them in 
 request its own rows. Nothing waits for a batch to fill: an idle model decodes a lone request at once, so
 batching only ever forms under load.
 
-Requests are merged only where that cannot change a result: the caller says which settings are mergeable
-(identical settings, a decoder whose output for a row does not depend on the other rows, no sampling, whose
-random draws would). If a merged call raises, each of its requests is decoded alone, so one bad request
+Requests are merged only where that cannot change a result: their settings (the keyword arguments) must be
+equal, and the caller says whether a request is mergeable at all (a decoder whose output for a row does not
+depend on the other rows, no sampling, whose random draws would). If a merged call raises, each of its requests is decoded alone, so one bad request
 fails alone.
 
 >>> batcher = MicroBatcher(lambda matrix, **kw: [f"row {i}" for i in range(len(matrix))], max_rows=64)
->>> batcher.submit(np.zeros((2, 4), np.float32), key=("phrase",), mergeable=True)
+>>> batcher.submit(np.zeros((2, 4), np.float32), mergeable=True)
 ['row 0', 'row 1']
 """
 
@@ -31,8 +31,9 @@ __all__ = ["MicroBatcher"]
 class _Request:
     __slots__ = ("matrix", "kwargs", "key", "mergeable", "done", "result", "error")
 
-    def __init__(self, matrix: np.ndarray, kwargs: dict[str, Any], key: Hashable, mergeable: bool) -> None:
-        self.matrix, self.kwargs, self.key, self.mergeable = matrix, kwargs, key, mergeable
+    def __init__(self, matrix: np.ndarray, kwargs: dict[str, Hashable], mergeable: bool) -> None:
+        self.matrix, self.kwargs, self.mergeable = matrix, kwargs, mergeable
+        self.key = tuple(sorted(kwargs.items()))  # requests with equal settings may share a call
         self.done = threading.Event()
         self.result: list[Any] | None = None
         self.error: BaseException | None = None
@@ -52,12 +53,12 @@ class MicroBatcher:
         self._guard = threading.Lock()  # protects the queue and the counters
         self.stats = {"requests": 0, "calls": 0, "merged_requests": 0}
 
-    def submit(self, matrix: np.ndarray, *, key: Hashable, mergeable: bool, **kwargs: Any) -> list[Any]:
+    def submit(self, matrix: np.ndarray, *, mergeable: bool, **kwargs: Hashable) -> list[Any]:
         """Decode ``matrix`` (N, D) with ``kwargs``; blocks until done and returns its N results in order.
 
-        Requests merge only when both are ``mergeable`` and their ``key`` (the settings) is equal.
+        Requests merge only when both are ``mergeable`` and their ``kwargs`` are equal.
         """
-        request = _Request(matrix, kwargs, key, mergeable)
+        request = _Request(matrix, kwargs, mergeable)
         with self._guard:
             self._queue.append(request)
             self.stats["requests"] += 1
@@ -101,9 +102,9 @@ class MicroBatcher:
         if len(group) > 1:
             try:
                 results = self._call(np.concatenate([r.matrix for r in group]), group[0].kwargs)
-            except Exception:  # noqa: BLE001 - one bad request must not fail the others: decode each alone
-                results = None
-            if results is not None:
+            except Exception:  # noqa: BLE001 - one bad request must not fail the others: decode each alone, below
+                pass
+            else:
                 start = 0
                 for request in group:
                     request.result = results[start:start + len(request.matrix)]

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ..errors import DecoderError, InvalidEmbedding, InvalidInput, ModelNotFound
-from ..phrasebank import as_query_matrix
 from .schemas import (
     DecodedText,
     DecodeRequest,
@@ -137,9 +136,8 @@ def decode(body: DecodeRequest, request: Request) -> DecodeResponse:
         kwargs = {k: v for k, v in {"method": body.method, "top_k": body.top_k}.items() if v is not None}
     else:
         kwargs = {k: getattr(body, k) for k in _GENERATION_FIELDS if getattr(body, k) is not None}
-    as_query_matrix(matrix, decoder.embedding_dim)  # a wrong dimension or NaN fails this request here, before any merging
-    results = state.batchers[body.decoder].submit(matrix, key=tuple(sorted(kwargs.items())),
-                                                  mergeable=_mergeable(decoder, kwargs), **kwargs)
+    # a bad vector fails its own request: a merged call that raises is retried request by request
+    results = state.batchers[body.decoder].submit(matrix, mergeable=_mergeable(decoder, kwargs), **kwargs)
     return DecodeResponse(decoder=body.decoder, results=[
         DecodedText(text=r.text, score=None if math.isnan(r.score) else r.score, method=r.method, fallback_used=r.fallback_used)
         for r in results])
