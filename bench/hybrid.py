@@ -1,10 +1,12 @@
 """Hybrid decoder: on every dev file, BLEU / exact match / cosine / ms per sentence for the phrase,
 generative and hybrid decoders, the hybrid at 0, 1, 5 and 20 correction steps.
 
-    python bench/hybrid.py [--limit 40] [--steps 0 1 5 20]
+    python bench/hybrid.py [--limit 40] [--steps 0 1 5 20] [--max-seconds 5 | none] [--edits-per-step N]
+                           [--files wikipedia_dev ...] [--out hybrid]
 
-Uses the shipped bank and (when shipped) generative model. Writes bench/results/hybrid.json and
-bench/results/hybrid_budget.png.
+Uses the shipped bank and (when shipped) generative model. Writes bench/results/<out>.json and
+bench/results/<out>_budget.png. ``--max-seconds none`` removes the time limit: the hybrid is then bounded
+by its rounds and edits alone, and its texts do not depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ import numpy as np
 from _common import RESULTS, SHARED, command, dev_sentences, machine, write_result
 
 
+def _seconds(value: str) -> float | None:
+    return None if value.lower() == "none" else float(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=40, help="sentences per dev file")
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 1, 5, 20])
-    parser.add_argument("--max-seconds", type=float, default=5.0, help="per-sentence time budget of the hybrid")
+    parser.add_argument("--max-seconds", type=_seconds, default=5.0, help="per-sentence time budget of the hybrid, or none")
+    parser.add_argument("--edits-per-step", type=int, help="edits judged per correction round (default: HybridConfig's)")
+    parser.add_argument("--files", nargs="+", help="dev files by name (default: every *_dev.txt)")
+    parser.add_argument("--out", default="hybrid", help="result name: bench/results/<out>.json and <out>_budget.png")
     args = parser.parse_args()
 
     from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder
@@ -36,7 +45,11 @@ def main() -> None:
         print(f"generative decoder not shipped: {exc}")
     hybrid = HybridDecoder(phrase, decoders.get("generative"), encoder)
     rows = []
-    for path in sorted((SHARED / "eval").glob("*_dev.txt")):
+    paths = sorted((SHARED / "eval").glob("*_dev.txt"))
+    if args.files:
+        paths = [SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files]
+    rounds = {} if args.edits_per_step is None else {"edits_per_step": args.edits_per_step}
+    for path in paths:
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)
         for name, decoder in decoders.items():
@@ -46,7 +59,7 @@ def main() -> None:
         for steps in args.steps:
             # the pool takes up to three encoder calls (a compressed bank's best few, the greedy output, then what the
             # time left pays for), each correction round one more
-            hybrid.config = HybridConfig(num_steps=steps, max_encoder_calls=steps + 3, max_seconds=args.max_seconds)
+            hybrid.config = HybridConfig(num_steps=steps, max_encoder_calls=steps + 3, max_seconds=args.max_seconds, **rounds)
             details = []
 
             def decode(v: np.ndarray) -> str:
@@ -60,9 +73,11 @@ def main() -> None:
                          "steps_taken": round(float(np.mean([d["steps"] for d in details])), 2),
                          "pool_cut_share": round(float(np.mean([bool(d["skipped"]) for d in details])), 2)})
             print(rows[-1], flush=True)
-    plot_quality_vs_budget([r for r in rows if r["decoder"] == "hybrid"], str(RESULTS / "hybrid_budget.png"))
-    path = write_result("hybrid", {"command": command(), "machine": machine(), "limit": args.limit,
-                                   "generator": "generative" in decoders, "results": rows, "plot": "hybrid_budget.png"})
+    plot = f"{args.out}_budget.png"
+    plot_quality_vs_budget([r for r in rows if r["decoder"] == "hybrid"], str(RESULTS / plot))
+    path = write_result(args.out, {"command": command(), "machine": machine(), "limit": args.limit, "max_seconds": args.max_seconds,
+                                   "edits_per_step": hybrid.config.edits_per_step, "generator": "generative" in decoders,
+                                   "results": rows, "plot": plot})
     print(f"wrote {path}")
 
 

@@ -127,10 +127,12 @@ def compressed_section(res: dict) -> list[str]:
         res["results"], ["file", "codec", "vector_cosine", "n", "bleu", "exact_match", "token_f1", "cosine"])
 
 
-def hybrid_section(res: dict) -> list[str]:
+def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> list[str]:
+    seconds = res.get("max_seconds", "")  # older results give it in the command only
+    limit = "" if seconds == "" else f"; time limit per sentence: {'none' if seconds is None else f'{seconds} s'}"
     return _table_section(
-        "## Hybrid decoder (Variant 3)",
-        f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}. "
+        title,
+        f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}{limit}. "
         f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the cosine, "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
         f"lower candidates left out). {_machine(res['machine'])}.",
@@ -209,6 +211,8 @@ def main() -> None:
         lines += compressed_section(comp)
     if (hyb := _load("hybrid")) is not None:
         lines += hybrid_section(hyb)
+    if (hyb := _load("hybrid_unlimited")) is not None:
+        lines += hybrid_section(hyb, "### Hybrid decoder with no time limit")
     if (svc := _load("service")) is not None:
         lines += service_section(svc)
     OUT.write_text("\n".join(lines))

@@ -185,6 +185,34 @@ def test_propose_edits_are_seeded_and_distinct():
     assert a == b and len(a) == len(set(a)) == 30 and "The river flooded the village." not in a
 
 
+def test_edits_fit_case_and_do_not_repeat_words():
+    """The default encoder lowercases, so the judge cannot reject "flooded The village" or prefer it to the
+    cased text: edits case the words they move, and do not put a word twice in a row."""
+    from lightweight_decoder.postprocess import fit_case, repeated_neighbours
+
+    assert fit_case("The river flooded The village".split(), {3}) == "The river flooded the village".split()
+    assert fit_case("river in Paris".split(), {0, 2}) == "River in Paris".split()  # names keep their capital
+    assert fit_case("river in Paris".split(), {0}, capitalise_first=False) == "river in Paris".split()
+    assert fit_case("It rained. the end".split(), {2}) == "It rained. The end".split()
+    assert fit_case("flooded A.".split(), {1}) == "flooded a.".split()
+    assert repeated_neighbours("the The village, village!".split()) == 2 and repeated_neighbours("a b a".split()) == 0
+
+    pool = ["The river flooded the village.", "The town stood near the hills.", "A quiet town."]
+    text = "The river flooded the village."
+    edits = propose_edits(text, pool, np.random.default_rng(0), 200)
+    assert len(edits) > 50
+    for edit in edits:
+        words = edit.split()
+        assert repeated_neighbours(words) == 0, edit
+        assert words[0][0].isupper(), edit
+        assert not {"The", "A"} & set(words[1:]), edit
+        assert edit.endswith(".") and "." not in edit[:-1], edit  # placed words bring no sentence end inside
+    lower = propose_edits("the river flooded the village", pool, np.random.default_rng(0), 100)
+    assert all(e[0].islower() and not e.endswith(".") for e in lower)  # a lower-case, unclosed text keeps its convention
+    repeated = "The the river flooded the village."  # a repeat already there does not stop edits elsewhere
+    assert any(e.startswith("The the") for e in propose_edits(repeated, pool, np.random.default_rng(0), 30))
+
+
 def test_config_and_dimension_checks(bank, generator, small_encoder):
     with pytest.raises(ConfigError, match="tau"):
         HybridConfig(tau=2.0)

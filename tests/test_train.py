@@ -89,6 +89,41 @@ def test_fp16_text_does_not_depend_on_the_batch(trained, small_encoder):
     assert fp16.decode(q) == [fp16.decode(row) for row in q]
 
 
+def test_fp16_weights_halve_the_file_and_load_as_fp32(trained, small_encoder, tmp_path):
+    out, decoder = trained
+    decoder.save(tmp_path / "fp32")
+    decoder.save(tmp_path / "fp16", weights="fp16")
+    size = {w: (tmp_path / w / "model.safetensors").stat().st_size for w in ("fp32", "fp16")}
+    assert size["fp16"] < 0.52 * size["fp32"]
+    assert json.loads((tmp_path / "fp16" / "config.json").read_text())["weights"] == "fp16"
+    assert all(p.dtype == torch.float32 for p in decoder.model.parameters())  # saving did not change the decoder
+    loaded = GenerativeDecoder.load(tmp_path / "fp16", encoder=small_encoder)
+    state, saved = loaded.model.state_dict(), decoder.model.state_dict()
+    for name, value in saved.items():  # fp32 again, each weight the fp16 value nearest the trained one
+        assert state[name].dtype == value.dtype
+        assert torch.equal(state[name], value.half().to(value.dtype) if value.is_floating_point() else value), name
+    q = small_encoder.encode(BANK_TEXTS)
+    assert loaded.decode(q) == decoder.decode(q)
+    quantized = GenerativeDecoder.load(tmp_path / "fp16", quantize="fp16")  # fp16 -> fp32 -> fp16 loses nothing more
+    assert quantized.decode(q) == loaded.decode(q)
+
+
+def test_weight_format_is_checked(trained, small_encoder, tmp_path):
+    out, decoder = trained
+    with pytest.raises(ConfigError, match="unknown weight format 'bf16'"):
+        decoder.save(tmp_path / "x", weights="bf16")
+    assert not (tmp_path / "x").exists()
+    decoder.save(tmp_path / "dec")
+    meta = json.loads((tmp_path / "dec" / "config.json").read_text())
+    (tmp_path / "dec" / "config.json").write_text(json.dumps({**meta, "weights": "int4"}))
+    with pytest.raises(IncompatibleArtifact, match="unknown weight format 'int4'"):
+        GenerativeDecoder.load(tmp_path / "dec")
+    del meta["weights"]  # a folder saved before the field existed holds fp32
+    (tmp_path / "dec" / "config.json").write_text(json.dumps(meta))
+    q = small_encoder.encode(BANK_TEXTS[:4])
+    assert GenerativeDecoder.load(tmp_path / "dec").decode(q) == decoder.decode(q)
+
+
 def test_unknown_quantization_is_named(trained):
     with pytest.raises(ConfigError, match="unknown quantization 'int4'"):
         GenerativeDecoder.load(trained[0], quantize="int4")
@@ -227,6 +262,14 @@ def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small
     assert adaln.model.adaln is not None and adaln.model.num_parameters() > init.model.num_parameters()
     with torch.no_grad():
         assert torch.equal(adaln.model(cond, tokens)[0], source.model(cond, tokens)[0])
+    # dropout is not a shape: it may be set on an --init decoder; it acts in training only
+    dropped = _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"cond_inject": True, "dropout": 0.3},
+                            load_weights=True, seed=0)
+    assert dropped.model.config.dropout == 0.3
+    with torch.no_grad():
+        assert torch.equal(dropped.model.eval()(cond, tokens)[0], source.model(cond, tokens)[0])
+        dropped.model.train()
+        assert not torch.equal(dropped.model(cond, tokens)[0], source.model(cond, tokens)[0])
     with pytest.raises(InvalidInput, match="d_model"):
         _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"d_model": 64}, load_weights=True, seed=0)
     with pytest.raises(IncompatibleArtifact, match="this run trains for"):

@@ -13,9 +13,10 @@ import click
 import numpy as np
 
 from . import __version__
-from .config import QUANTIZATION_SCHEMES
+from .config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS
 from .errors import DecoderError
 from .loading import load_decoder, read_vectors
+from .train import TrainConfig  # a light module (torch is imported when training starts): its defaults are the CLI's
 
 EXAMPLES = [
     "The cat sat on the mat.",
@@ -318,23 +319,31 @@ def bank_info(path: str) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N texts of the seeded shuffle.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N texts of the seeded shuffle (--limit counts from there).")
 @click.option("--dev", "dev_file", type=click.Path(exists=True, dir_okay=False), help="Dev sentences for periodic BLEU / exact match / cosine.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--eval-every", type=click.IntRange(min=1), default=250, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=TrainConfig.batch_size, show_default=True)
+@click.option("--lr", type=float, default=TrainConfig.lr, show_default=True)
+@click.option("--eval-every", type=click.IntRange(min=1), default=TrainConfig.eval_every, show_default=True)
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home).")
 @click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False),
               help="Start from this decoder's weights and tokenizer (e.g. models/default/generative) instead of a new --preset model.")
-@click.option("--warmup-steps", type=click.IntRange(min=0), default=200, show_default=True)
-@click.option("--curriculum-steps", type=click.IntRange(min=0), default=1000, show_default=True, help="Steps over which the allowed length grows (0: none).")
+@click.option("--warmup-steps", type=click.IntRange(min=0), default=TrainConfig.warmup_steps, show_default=True)
+@click.option("--curriculum-steps", type=click.IntRange(min=0), default=TrainConfig.curriculum_steps, show_default=True, help="Steps over which the allowed length grows (0: none).")
 @click.option("--corpus-seed", type=int, default=0, show_default=True,
               help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Training seed (initialisation, batches, noise).")
+@click.option("--seed", type=int, default=TrainConfig.seed, show_default=True, help="Training seed (initialisation, batches, noise).")
 @click.option("--adaln/--no-adaln", "adaln", default=None,
               help="Per-layer scale/shift conditioning from the embedding (adaptive norm). With --init it is added "
                    "zero-initialised, so training continues from the same function. Default: as the preset or --init decoder.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout on attention weights and MLP outputs while training (against memorising a small corpus). "
+                   "Default: as the preset or --init decoder (0).")
+@click.option("--noise-std", type=click.FloatRange(0, 1), default=TrainConfig.noise_std, show_default=True,
+              help="Gaussian noise on the input embeddings, relative size drawn up to this per sentence (0: none).")
+@click.option("--weights", type=click.Choice(WEIGHT_FORMATS), default="fp32", show_default=True,
+              help="How the trained decoder stores its weights: fp16 is half the size on disk (loaded as fp32; checkpoints stay fp32).")
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
-              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None) -> None:
+              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
+              dropout: float | None, noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
 
     A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
@@ -348,7 +357,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
     """
     from .encoder import TextEncoder
     from .model import ModelConfig
-    from .train import TrainConfig, train
+    from .train import train
 
     if steps is None and minutes is None:
         raise click.UsageError("give --steps or --minutes")
@@ -375,13 +384,17 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         dev_texts = _read_texts((), dev_file)[:200]
         dev_vectors = encoder.encode(dev_texts, precision="auto")
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                         checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed)
+                         checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed,
+                         noise_std=noise_std)
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
     overrides: dict[str, Any] = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else {}
     if adaln is not None:
         overrides["cond_adaln"] = adaln
+    if dropout is not None:
+        overrides["dropout"] = dropout
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
-                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources)
+                    dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources,
+                    weights=weights)
     click.echo(f"trained {decoder.num_parameters:,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 
 

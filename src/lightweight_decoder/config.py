@@ -23,6 +23,8 @@ __all__ = [
     "PhraseDecoderConfig",
     "ASSEMBLY_METHODS",
     "PRECISIONS",
+    "QUANTIZATION_SCHEMES",
+    "WEIGHT_FORMATS",
 ]
 
 T = TypeVar("T", bound="BaseConfig")
@@ -32,11 +34,19 @@ ASSEMBLY_METHODS = ("greedy", "weighted", "beam_search", "context_aware")
 VECTOR_DTYPES = ("float16", "float32", "none")
 # weight formats a loaded generative decoder can be converted to for inference (GenerativeDecoder.quantize)
 QUANTIZATION_SCHEMES = ("fp16", "int8")
+# how a generative decoder's float weights are stored on disk (GenerativeDecoder.save); loaded, they are fp32 again
+WEIGHT_FORMATS = ("fp32", "fp16")
 
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
+
+
+def check_weight_format(weights: str) -> str:
+    """``weights`` if it is one of :data:`WEIGHT_FORMATS`, else a ConfigError that lists them."""
+    _check(weights in WEIGHT_FORMATS, f"unknown weight format {weights!r}; choose one of {list(WEIGHT_FORMATS)}")
+    return weights
 
 
 @dataclasses.dataclass

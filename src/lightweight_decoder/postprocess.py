@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clean_text", "join_pieces"]
+__all__ = ["clean_text", "join_pieces", "fit_case", "repeated_neighbours"]
 
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?%)\]])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])\s+")
 _REPEATED_WORD = re.compile(r"\b(\w+)(\s+\1\b)+", re.IGNORECASE)
 _REPEATED_PUNCT = re.compile(r"([,;:])\s*[,;:.]+")
 _WS = re.compile(r"\s+")
+_WORD_KEY = re.compile(r"[^\w]")  # what is left of a word to compare: "The," and "the" are the same word
 
 
 def clean_text(text: str, *, end_punctuation: bool = True) -> str:
@@ -44,11 +45,39 @@ def join_pieces(pieces: list[str]) -> str:
             piece = piece.rstrip(".!?")
         if i > 0 and piece:
             first = piece.split(" ", 1)[0]
-            if first[:1].isupper() and first[1:] == first[1:].lower() and first.lower() in _FUNCTION_WORDS:
+            if _plain_capitalised(first) and first.lower() in _FUNCTION_WORDS:
                 piece = piece[0].lower() + piece[1:]  # "The" inside a sentence -> "the"
         parts.append(piece)
     return clean_text(", ".join(p for p in parts if p))
 
+
+def _plain_capitalised(word: str) -> bool:
+    return word[:1].isupper() and word[1:] == word[1:].lower()  # "The", not "NASA" or "iPhone"
+
+
+def fit_case(words: list[str], positions: set[int], *, capitalise_first: bool = True) -> list[str]:
+    """Words moved by an edit, cased for where they now stand: a sentence's first word capitalised, a
+    capitalised function word inside a sentence lowercased ("flooded The village" -> "flooded the village").
+    ``capitalise_first=False`` is for text written in lower case: function words are lowercased at the start
+    too. Other words, and words not at ``positions``, keep their case (names stay capitalised)."""
+    out = list(words)
+    for j in sorted(positions):
+        if not 0 <= j < len(out) or not out[j]:
+            continue
+        word = out[j]
+        starts = j == 0 or out[j - 1].endswith((".", "!", "?"))
+        if starts and capitalise_first:
+            if word[0].islower() and word[1:] == word[1:].lower():
+                out[j] = word[0].upper() + word[1:]
+        elif _plain_capitalised(word) and _WORD_KEY.sub("", word).lower() in _FUNCTION_WORDS:  # "The" or "A."
+            out[j] = word.lower()
+    return out
+
+
+def repeated_neighbours(words: list[str]) -> int:
+    """How many words repeat the word before them, ignoring case and punctuation ("the The" counts 1)."""
+    keys = [_WORD_KEY.sub("", w).lower() for w in words]
+    return sum(1 for a, b in zip(keys, keys[1:]) if a and a == b)
 
 _FUNCTION_WORDS = {
     "the", "a", "an", "it", "he", "she", "they", "we", "this", "that", "these", "those", "there", "in",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import PRECISIONS, BaseConfig, _check, _is_int, _is_number
+from .config import PRECISIONS, BaseConfig, _check, _is_int, _is_number, check_weight_format
 from .errors import IncompatibleArtifact, InvalidInput
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -207,6 +207,7 @@ def train(
     encoder: "TextEncoder | None" = None,
     init_from: str | os.PathLike[str] | None = None,
     data_sources: list[dict] | None = None,
+    weights: str = "fp32",
     show_progress_bar: bool = True,
 ) -> "GenerativeDecoder":
     """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder.
@@ -215,6 +216,8 @@ def train(
     may add zero-initialised parts such as ``cond_inject=True`` or ``cond_adaln=True``, or change loss weights) instead of a fresh
     ``preset`` model, so training accumulates across runs and a shipped decoder can be fine-tuned.
     ``data_sources`` (where ``texts`` and ``vectors`` came from) is kept in the decoder's metadata.
+    ``weights`` is how ``out_dir/decoder`` stores its weights (``"fp16"``: half the size; see
+    :meth:`GenerativeDecoder.save`); the checkpoint that resumes training keeps fp32.
     """
     import torch
     from tqdm.auto import tqdm
@@ -224,6 +227,7 @@ def train(
     from .tokenizer import load_tokenizer, save_tokenizer
 
     cfg = train_config or TrainConfig()
+    check_weight_format(weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vectors = np.asarray(vectors)
@@ -287,7 +291,7 @@ def train(
             decoder.metadata["data"] = data_sources
         if history:
             decoder.metadata.update(initialised_from=history, cumulative_steps=steps_before + state["step"])
-        decoder.save(out / "decoder")
+        decoder.save(out / "decoder", weights=weights)
 
     # 5. the loop
     # a --minutes run knows its step count after 20 measured steps; until then the bar shows no total (and no ETA)

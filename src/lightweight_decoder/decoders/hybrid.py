@@ -39,6 +39,7 @@ import numpy as np
 from ..config import PRECISIONS, BaseConfig, _check, _is_number
 from ..errors import EmptyBank, IncompatibleArtifact
 from ..phrasebank import Hit, as_query_matrix
+from ..postprocess import fit_case, repeated_neighbours
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,33 +87,64 @@ class HybridConfig(BaseConfig):
 
 def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) -> list[str]:
     """Up to ``n`` distinct edits of ``text``: substitute, insert or delete a word; replace a span with a
-    phrase from ``pool``; append a phrase. Words and phrases are drawn from ``pool`` (candidate texts)."""
+    phrase from ``pool``; append a phrase. Words and phrases are drawn from ``pool`` (candidate texts).
+
+    Placed words are cased for their new place (:func:`fit_case`) and punctuated for it (the text keeps its
+    one closing mark, at the end: a phrase is appended inside it), and an edit that puts a word twice in a
+    row ("the the") is not proposed: the default encoder lowercases its input, so the judge cannot tell
+    "flooded The village" from "flooded the village", and a repeated word can raise the cosine."""
     words = text.split()
     vocab = sorted({w for t in pool for w in t.split()})
     phrases = sorted({c.strip() for t in pool for c in _CLAUSE.split(t) if 1 < len(c.split()) <= 8})
+    repeats = repeated_neighbours(words)
+    capitalise_first = not words or not words[0][:1].islower()  # keep a lower-case text's convention
+    end = words[-1][len(words[-1].rstrip(_CLOSING)):] if words else ""  # "village." -> "."
     out: dict[str, None] = {}
     attempts = 0
     while len(out) < n and attempts < 20 * n:
         attempts += 1
         op = rng.integers(5)
         i = int(rng.integers(len(words))) if words else 0
+        # a word or phrase placed inside the text loses its closing mark; one that ends the text takes the text's
         if op == 0 and words and vocab:  # substitute a word
-            new = words[:i] + [vocab[rng.integers(len(vocab))]] + words[i + 1:]
+            placed = _closed([vocab[rng.integers(len(vocab))]], end if i == len(words) - 1 else "")
+            new = words[:i] + placed + words[i + 1:]
         elif op == 1 and vocab:  # insert a word
-            new = words[:i] + [vocab[rng.integers(len(vocab))]] + words[i:]
+            placed = _closed([vocab[rng.integers(len(vocab))]], "")
+            new = words[:i] + placed + words[i:]
         elif op == 2 and len(words) > 1:  # delete a word
-            new = words[:i] + words[i + 1:]
+            placed = []
+            new = words[:i] + words[i + 1:] if i < len(words) - 1 else _closed(words[:i], end)
         elif op == 3 and words and phrases:  # replace a span with a phrase
             span = int(rng.integers(1, 5))
-            new = words[:i] + phrases[rng.integers(len(phrases))].split() + words[i + span:]
-        elif op == 4 and phrases:  # append a phrase
-            new = words + phrases[rng.integers(len(phrases))].split()
+            placed = _closed(phrases[rng.integers(len(phrases))].split(), end if i + span >= len(words) else "")
+            new = words[:i] + placed + words[i + span:]
+        elif op == 4 and phrases:  # append a phrase, inside the text's closing punctuation
+            placed = _closed(phrases[rng.integers(len(phrases))].split(), end)
+            head = _closed(words, "")
+            i = len(head)
+            new = head + placed
         else:
+            continue
+        # the words placed, the word after them (first before an insertion at 0) and the first word
+        new = fit_case(new, {0, *range(i, i + len(placed) + 1)}, capitalise_first=capitalise_first)
+        if repeated_neighbours(new) > repeats:
             continue
         candidate = " ".join(new)
         if candidate and candidate != text:
             out[candidate] = None
     return list(out)
+
+
+_CLOSING = ".!?"
+
+
+def _closed(words: list[str], end: str) -> list[str]:
+    """``words`` with the closing mark of its last word replaced by ``end`` ("" removes it)."""
+    if not words:
+        return words
+    last = words[-1].rstrip(_CLOSING)
+    return words[:-1] + [last + end] if last else words[:-1]
 
 
 class _Judge:
