@@ -140,6 +140,16 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
         after=(f"![quality against correction budget](results/{res['plot']})", ""))
 
 
+def weight_storage_section(res: dict) -> list[str]:
+    sizes = res["file_bytes"]
+    return _table_section(
+        "### Storing the weights in fp16",
+        f"`{res['command']}`: `{res['model']}` saved again with `weights=\"fp16\"` (`train --weights fp16`): "
+        f"model.safetensors {sizes['fp32'] / 1e6:.1f} MB -> {sizes['fp16'] / 1e6:.1f} MB. Both loaded (fp16 as fp32 again) "
+        f"and decoded greedily; same_text is the share of sentences with identical output. {_machine(res['machine'])}.",
+        res["results"], ["file", "n", "same_text", "bleu_fp32", "bleu_fp16"])
+
+
 def service_section(res: dict) -> list[str]:
     return _table_section(
         "## HTTP service",
@@ -205,6 +215,8 @@ def main() -> None:
         lines += nprobe_section(probes)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
+    if (stored := _load("weight_storage")) is not None:
+        lines += weight_storage_section(stored)
     if (dec := _load("decoding")) is not None:
         lines += decoding_section(dec)
     if (comp := _load("compressed_vectors")) is not None:

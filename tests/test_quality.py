@@ -23,6 +23,8 @@ def test_roundtrip_and_summary(small_encoder):
     assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"}
     assert summarize([])["n"] == 0
     assert "| n |" in markdown_table([summary], ["n", "bleu"])
+    table = markdown_table([{"decoder": "phrase", "num_steps": None, "bleu": 4.56789}], ["decoder", "num_steps", "bleu", "absent"])
+    assert table.splitlines()[-1] == "| phrase |  | 4.568 |  |"  # None and a missing key are empty cells
 
 
 def test_empty_output_scores_zero_cosine(small_encoder):

@@ -132,9 +132,9 @@ def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-    """A markdown table of dict rows."""
+    """A markdown table of dict rows; a missing or None value is an empty cell."""
     def fmt(value: object) -> str:
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
+        return "" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
