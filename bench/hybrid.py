@@ -45,9 +45,8 @@ def main() -> None:
         print(f"generative decoder not shipped: {exc}")
     hybrid = HybridDecoder(phrase, decoders.get("generative"), encoder)
     rows = []
-    paths = sorted((SHARED / "eval").glob("*_dev.txt"))
-    if args.files:
-        paths = [SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files]
+    paths = ([SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files] if args.files
+             else sorted((SHARED / "eval").glob("*_dev.txt")))
     rounds = {} if args.edits_per_step is None else {"edits_per_step": args.edits_per_step}
     for path in paths:
         texts = dev_sentences(path.name, n=args.limit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clean_text", "join_pieces", "fit_case", "repeated_neighbours"]
+__all__ = ["clean_text", "join_pieces", "fit_case", "repeated_neighbours", "closing_mark", "with_closing", "SENTENCE_END"]
 
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?%)\]])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[])\s+")
@@ -16,6 +16,7 @@ _REPEATED_WORD = re.compile(r"\b(\w+)(\s+\1\b)+", re.IGNORECASE)
 _REPEATED_PUNCT = re.compile(r"([,;:])\s*[,;:.]+")
 _WS = re.compile(r"\s+")
 _WORD_KEY = re.compile(r"[^\w]")  # what is left of a word to compare: "The," and "the" are the same word
+SENTENCE_END = ".!?"
 
 
 def clean_text(text: str, *, end_punctuation: bool = True) -> str:
@@ -28,10 +29,9 @@ def clean_text(text: str, *, end_punctuation: bool = True) -> str:
     text = text.strip(" ,;:")
     if not text:
         return text
-    first = text.split(" ", 1)[0]
-    if first[0].islower() and first[1:] == first[1:].lower():  # "the" -> "The", but keep "iPhone"
-        text = text[0].upper() + text[1:]
-    if end_punctuation and text[-1] not in ".!?\"')":
+    first, space, rest = text.partition(" ")
+    text = _capitalise_plain(first) + space + rest  # "the" -> "The", but keep "iPhone"
+    if end_punctuation and text[-1] not in SENTENCE_END + "\"')":
         text += "."
     return text
 
@@ -42,7 +42,7 @@ def join_pieces(pieces: list[str]) -> str:
     for i, piece in enumerate(pieces):
         piece = piece.strip()
         if i < len(pieces) - 1:
-            piece = piece.rstrip(".!?")
+            piece = piece.rstrip(SENTENCE_END)
         if i > 0 and piece:
             first = piece.split(" ", 1)[0]
             if _plain_capitalised(first) and first.lower() in _FUNCTION_WORDS:
@@ -55,6 +55,11 @@ def _plain_capitalised(word: str) -> bool:
     return word[:1].isupper() and word[1:] == word[1:].lower()  # "The", not "NASA" or "iPhone"
 
 
+def _capitalise_plain(word: str) -> str:
+    """"the" -> "The"; a word with capitals after its first letter ("iPhone") stays as it is."""
+    return word[0].upper() + word[1:] if word[:1].islower() and word[1:] == word[1:].lower() else word
+
+
 def fit_case(words: list[str], positions: set[int], *, capitalise_first: bool = True) -> list[str]:
     """Words moved by an edit, cased for where they now stand: a sentence's first word capitalised, a
     capitalised function word inside a sentence lowercased ("flooded The village" -> "flooded the village").
@@ -65,13 +70,27 @@ def fit_case(words: list[str], positions: set[int], *, capitalise_first: bool = 
         if not 0 <= j < len(out) or not out[j]:
             continue
         word = out[j]
-        starts = j == 0 or out[j - 1].endswith((".", "!", "?"))
+        starts = j == 0 or out[j - 1].endswith(tuple(SENTENCE_END))
         if starts and capitalise_first:
-            if word[0].islower() and word[1:] == word[1:].lower():
-                out[j] = word[0].upper() + word[1:]
+            out[j] = _capitalise_plain(word)
         elif _plain_capitalised(word) and _WORD_KEY.sub("", word).lower() in _FUNCTION_WORDS:  # "The" or "A."
             out[j] = word.lower()
     return out
+
+
+def closing_mark(words: list[str]) -> str:
+    """The sentence-end marks the last word carries: "village." -> "."; "" for none (or no words)."""
+    last = words[-1] if words else ""
+    return last[len(last.rstrip(SENTENCE_END)):]
+
+
+def with_closing(words: list[str], end: str) -> list[str]:
+    """``words`` with the closing mark of its last word replaced by ``end`` ("" removes it; a word that is
+    only a mark goes)."""
+    if not words:
+        return words
+    last = words[-1].rstrip(SENTENCE_END)
+    return words[:-1] + [last + end] if last else words[:-1]
 
 
 def repeated_neighbours(words: list[str]) -> int:

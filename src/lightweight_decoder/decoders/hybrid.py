@@ -39,7 +39,7 @@ import numpy as np
 from ..config import PRECISIONS, BaseConfig, _check, _is_number
 from ..errors import EmptyBank, IncompatibleArtifact
 from ..phrasebank import Hit, as_query_matrix
-from ..postprocess import fit_case, repeated_neighbours
+from ..postprocess import closing_mark, fit_case, repeated_neighbours, with_closing
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,7 +98,7 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
     phrases = sorted({c.strip() for t in pool for c in _CLAUSE.split(t) if 1 < len(c.split()) <= 8})
     repeats = repeated_neighbours(words)
     capitalise_first = not words or not words[0][:1].islower()  # keep a lower-case text's convention
-    end = words[-1][len(words[-1].rstrip(_CLOSING)):] if words else ""  # "village." -> "."
+    end = closing_mark(words)  # "village." -> "."
     out: dict[str, None] = {}
     attempts = 0
     while len(out) < n and attempts < 20 * n:
@@ -107,21 +107,21 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
         i = int(rng.integers(len(words))) if words else 0
         # a word or phrase placed inside the text loses its closing mark; one that ends the text takes the text's
         if op == 0 and words and vocab:  # substitute a word
-            placed = _closed([vocab[rng.integers(len(vocab))]], end if i == len(words) - 1 else "")
+            placed = with_closing([vocab[rng.integers(len(vocab))]], end if i == len(words) - 1 else "")
             new = words[:i] + placed + words[i + 1:]
         elif op == 1 and vocab:  # insert a word
-            placed = _closed([vocab[rng.integers(len(vocab))]], "")
+            placed = with_closing([vocab[rng.integers(len(vocab))]], "")
             new = words[:i] + placed + words[i:]
         elif op == 2 and len(words) > 1:  # delete a word
             placed = []
-            new = words[:i] + words[i + 1:] if i < len(words) - 1 else _closed(words[:i], end)
+            new = words[:i] + words[i + 1:] if i < len(words) - 1 else with_closing(words[:i], end)
         elif op == 3 and words and phrases:  # replace a span with a phrase
             span = int(rng.integers(1, 5))
-            placed = _closed(phrases[rng.integers(len(phrases))].split(), end if i + span >= len(words) else "")
+            placed = with_closing(phrases[rng.integers(len(phrases))].split(), end if i + span >= len(words) else "")
             new = words[:i] + placed + words[i + span:]
         elif op == 4 and phrases:  # append a phrase, inside the text's closing punctuation
-            placed = _closed(phrases[rng.integers(len(phrases))].split(), end)
-            head = _closed(words, "")
+            placed = with_closing(phrases[rng.integers(len(phrases))].split(), end)
+            head = with_closing(words, "")
             i = len(head)
             new = head + placed
         else:
@@ -134,17 +134,6 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
         if candidate and candidate != text:
             out[candidate] = None
     return list(out)
-
-
-_CLOSING = ".!?"
-
-
-def _closed(words: list[str], end: str) -> list[str]:
-    """``words`` with the closing mark of its last word replaced by ``end`` ("" removes it)."""
-    if not words:
-        return words
-    last = words[-1].rstrip(_CLOSING)
-    return words[:-1] + [last + end] if last else words[:-1]
 
 
 class _Judge:
