@@ -46,6 +46,17 @@ def latency_columns(rows: list[dict]) -> list[str]:
     return [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in rows[0]]
 
 
+def decoding_name(generation: dict) -> str:
+    """Generation settings in words, e.g. "greedy, repetition_penalty 1.2": the strategy, then every field
+    that differs from GenerationConfig's defaults."""
+    from lightweight_decoder.generation import GenerationConfig
+
+    default = GenerationConfig().to_dict()
+    cfg = {**default, **generation}
+    name = f"beam {cfg['num_beams']}" if cfg["num_beams"] > 1 else ("sampling" if cfg["do_sample"] else "greedy")
+    return ", ".join([name, *(f"{k} {v}" for k, v in cfg.items() if v != default[k] and k not in ("num_beams", "do_sample"))])
+
+
 def command() -> str:
     """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
     return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])

@@ -23,8 +23,10 @@ from lightweight_decoder.quality import RoundTrip, markdown_table, output_cosine
 PLAIN = {"num_beams": 1, "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "length_penalty": 1.0}
 SETTINGS = {
     "greedy": {},
+    "greedy, no_repeat_ngram_size 2": {"no_repeat_ngram_size": 2},
     "greedy, no_repeat_ngram_size 3": {"no_repeat_ngram_size": 3},
     "greedy, repetition_penalty 1.2": {"repetition_penalty": 1.2},
+    "greedy, no_repeat_ngram_size 3, repetition_penalty 1.1": {"no_repeat_ngram_size": 3, "repetition_penalty": 1.1},
     "beam 4": {"num_beams": 4},
     "beam 4, no_repeat_ngram_size 3": {"num_beams": 4, "no_repeat_ngram_size": 3},
 }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, RESULTS, SHARED, command, dev_sentences, machine, write_result
+from _common import REPO, RESULTS, SHARED, command, decoding_name, dev_sentences, machine, write_result
 
 
 def _peak_rss_child(model_dir: str, vectors: np.ndarray, quantize: str | None, queue) -> None:
@@ -62,15 +62,6 @@ def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
     else:
         decoder.generate(vectors, batch_size=batch, num_beams=num_beams)
     return (time.perf_counter() - start) * 1000.0 / len(vectors)
-
-
-def _decoding(decoder) -> str:
-    """The decoder's default generation settings in words, e.g. "greedy, no_repeat_ngram_size 3"."""
-    from lightweight_decoder.generation import GenerationConfig
-
-    cfg, default = decoder.generation_config.to_dict(), GenerationConfig().to_dict()
-    name = f"beam {cfg['num_beams']}" if cfg["num_beams"] > 1 else ("sampling" if cfg["do_sample"] else "greedy")
-    return ", ".join([name, *(f"{k} {v}" for k, v in cfg.items() if v != default[k] and k not in ("num_beams", "do_sample"))])
 
 
 def _log_rows(log_path: Path) -> list[dict]:
@@ -141,7 +132,7 @@ def main() -> None:
         targets = encoder.encode(texts)  # once per file: every decoder is judged against the same vectors
         for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second
             summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets)))
-            rows.append({"file": path.name, "decoding": _decoding(dec), **summary})
+            rows.append({"file": path.name, "decoding": decoding_name(dec.generation_config.to_dict()), **summary})
             print(f"{label}{rows[-1]}", flush=True)
         reference = bare["fp32"].decode(targets)  # batches of 64; fp32's text does not depend on the batch
         agreement.append({"file": path.name, "n": len(texts), **{

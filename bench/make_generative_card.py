@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, latency_columns, rss_text
+from _common import REPO, RESULTS, decoding_name, latency_columns, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -59,6 +59,14 @@ def _converted(bench: dict) -> list[str]:
     return lines
 
 
+def _decoding_defaults(meta: dict) -> dict:
+    """The folder's generation settings that differ from GenerationConfig's defaults."""
+    from lightweight_decoder.generation import GenerationConfig
+
+    default = GenerationConfig().to_dict()
+    return {k: v for k, v in meta.get("generation", {}).items() if v != default.get(k)}
+
+
 def _baseline(bench: dict) -> list[str]:
     """One table: each metric for the shipped model, then for every ``--baseline`` decoder (named by its folder)."""
     bases = bench.get("baselines", [])
@@ -88,6 +96,11 @@ def main() -> None:
     m, t = meta["model"], meta["metadata"]
     log = [json.loads(line) for line in (MODEL / "train_log.jsonl").read_text().splitlines()]
     bench = json.loads((RESULTS / "generative.json").read_text())
+    changed = _decoding_defaults(meta)
+    set_defaults = (["", "Its decoding defaults were then set, after comparing settings with `python bench/decoding.py` "
+                     "(bench/README.md, \"Decoding settings\"):", "", "```bash",
+                     "lightweight-decoder generation-defaults models/default/generative "
+                     + " ".join(f"--set {k}={json.dumps(v)}" for k, v in changed.items()), "```"] if changed else [])
     lines = [
         "# Default generative decoder",
         "",
@@ -108,6 +121,7 @@ def main() -> None:
         + f"; auxiliary bag-of-tokens loss (weight {m['bow_loss_weight']}) |",
         f"| tokenizer | byte-level BPE, {m['vocab_size']:,} tokens, cased, trained on the training sentences |",
         f"| max length | {m['max_len']} tokens |",
+        f"| decoding defaults | {decoding_name(meta.get('generation', {}))} (`lightweight-decoder generation-defaults` shows and changes them) |",
         f"| training | {t['steps']:,} steps, batch {t['train_config']['batch_size']}, AdamW lr {t['train_config']['lr']} "
         f"(warm-up {t['train_config']['warmup_steps']}, cosine decay), noise on inputs up to {t['train_config']['noise_std']}, "
         + (f"length curriculum over {t['train_config']['curriculum_steps']} steps; " if t['train_config']['curriculum_steps'] else "no length curriculum; ")
@@ -128,6 +142,7 @@ def main() -> None:
         + (" (after the logs of the earlier runs)" if t.get("initialised_from") else "") + ". The training folder "
         "also holds `checkpoint/` (model and optimizer state), so the same command with a larger `--steps` "
         "continues training where it stopped.",
+        *set_defaults,
         "",
         "## Measured",
         "",

@@ -20,6 +20,17 @@ def test_info_json():
     assert report["versions"]["torch"].startswith("2.13.0")
 
 
+def test_info_reports_the_shipped_generator():
+    from lightweight_decoder.paths import default_paths
+
+    meta = json.loads((default_paths()["generative"] / "config.json").read_text())
+    report = json.loads(CliRunner().invoke(main, ["info", "--json"]).output)
+    assert report["generative_parameters"] == meta["parameters"]
+    assert report["generative_weights"] == meta.get("weights", "fp32")
+    text = CliRunner().invoke(main, ["info"]).output
+    assert f"{meta['parameters']:,} ({report['generative_weights']} weights on disk)" in text
+
+
 def test_encode_json_lines(small_encoder):
     result = CliRunner().invoke(main, ["encode", "The cat sat on the mat.", "A dog.", "--json", *SMALL])
     assert result.exit_code == 0, result.output

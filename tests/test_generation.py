@@ -25,21 +25,26 @@ def cond():
     return c / c.norm(dim=1, keepdim=True)
 
 
-def _naive_greedy(model, cond, steps):
-    """Reference: re-run the whole sequence through forward() at every step (no KV cache)."""
+def _naive_greedy(model, cond, steps, repetition_penalty=1.0):
+    """Reference: re-run the whole sequence through forward() at every step (no KV cache), and apply the
+    repetition penalty (CTRL) row by row, to each distinct token the row has generated."""
     mc = model.config
     tokens = torch.full((cond.shape[0], 1), mc.bos_id)
     for _ in range(steps):
         logits, _ = model(cond, tokens)
         nxt = logits[:, -1].clone()
         nxt[:, [mc.pad_id, mc.bos_id]] = float("-inf")
+        for row in range(nxt.shape[0]):
+            for tok in set(tokens[row, 1:].tolist()):
+                value = nxt[row, tok]
+                nxt[row, tok] = value / repetition_penalty if value > 0 else value * repetition_penalty
         tokens = torch.cat([tokens, nxt.argmax(-1, keepdim=True)], dim=1)
     return tokens[:, 1:].tolist()
 
 
-def _assert_cached_greedy_matches_full_forward(model, cond) -> None:
-    hyps = generate(model, cond, GenerationConfig(max_new_tokens=10))
-    reference = _naive_greedy(model, cond, 10)
+def _assert_cached_greedy_matches_full_forward(model, cond, repetition_penalty=1.0) -> None:
+    hyps = generate(model, cond, GenerationConfig(max_new_tokens=10, repetition_penalty=repetition_penalty))
+    reference = _naive_greedy(model, cond, 10, repetition_penalty)
     for row, ref in zip(hyps, reference):
         eos = ref.index(model.config.eos_id) if model.config.eos_id in ref else len(ref)
         assert row[0].tokens == ref[:eos]
@@ -73,6 +78,40 @@ def test_no_repeat_ngram_size(model, cond):
     for hyps in generate(model, cond, GenerationConfig(max_new_tokens=16, no_repeat_ngram_size=2)):
         bigrams = list(zip(hyps[0].tokens, hyps[0].tokens[1:]))
         assert len(bigrams) == len(set(bigrams))
+
+
+@pytest.mark.parametrize("penalty", [0.5, 1.3, 5.0])
+def test_repetition_penalty_matches_the_row_by_row_reference(model, cond, penalty):
+    _assert_cached_greedy_matches_full_forward(model, cond, repetition_penalty=penalty)
+
+
+@torch.no_grad()
+def _penalised_score(model, cond_row, tokens, steps, penalty):
+    """A hypothesis's beam score recomputed from scratch: the sum of its tokens' log-probs (and EOS's, when it
+    ended before ``steps``) under the repetition penalty of its own history, divided by its length."""
+    mc = model.config
+    ended = len(tokens) < steps
+    seq = torch.tensor([[mc.bos_id, *tokens]])
+    logits, _ = model(cond_row[None], seq)
+    total = 0.0
+    for t, nxt in enumerate([*tokens, mc.eos_id] if ended else tokens):
+        row = logits[0, t].clone()
+        row[[mc.pad_id, mc.bos_id]] = float("-inf")
+        for tok in set(tokens[:t]):
+            row[tok] = row[tok] / penalty if row[tok] > 0 else row[tok] * penalty
+        total += float(torch.log_softmax(row, -1)[nxt])
+    return total / (len(tokens) + ended)
+
+
+def test_repetition_penalty_follows_reordered_beams(model, cond):
+    """Each beam's record of generated tokens moves with the beam: every returned hypothesis's score is what its
+    own history's penalty gives, and batched beams equal one sentence at a time."""
+    cfg = GenerationConfig(max_new_tokens=10, num_beams=3, num_return_sequences=3, repetition_penalty=3.0)
+    batched = generate(model, cond, cfg)
+    for i in range(cond.shape[0]):
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in generate(model, cond[i:i + 1], cfg)[0]]
+        for h in batched[i]:
+            assert h.score == pytest.approx(_penalised_score(model, cond[i], h.tokens, 10, 3.0), abs=1e-4)
 
 
 def test_repetition_penalty_reduces_repeats(model, cond):

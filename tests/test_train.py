@@ -287,3 +287,39 @@ def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small
                     model_overrides={"cond_inject": True}, init_from=tmp_path / "source", show_progress_bar=False)
     assert json.loads((out / "decoder" / "config.json").read_text())["metadata"]["steps"] == 30
     assert resumed.model.config.cond_inject
+
+
+def test_generation_defaults_change_only_the_config(trained, small_encoder, tmp_path):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from lightweight_decoder.cli import main
+
+    out, _ = trained
+    folder = tmp_path / "d"
+    shutil.copytree(out / "decoder", folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    shown = CliRunner().invoke(main, ["generation-defaults", str(folder)])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["repetition_penalty"] == 1.0
+    (tmp_path / "best.json").write_text(json.dumps({"num_beams": 3, "no_repeat_ngram_size": 2}))
+    changed = CliRunner().invoke(main, ["generation-defaults", str(folder), "--config", str(tmp_path / "best.json"),
+                                        "--set", "repetition_penalty=1.2", "--set", "num_beams=2"])
+    assert changed.exit_code == 0, changed.output
+    loaded = GenerativeDecoder.load(folder, encoder=small_encoder)
+    cfg = loaded.generation_config
+    assert (cfg.repetition_penalty, cfg.num_beams, cfg.no_repeat_ngram_size) == (1.2, 2, 2)  # --set after --config
+    assert json.loads(changed.output) == cfg.to_dict()
+    assert (folder / "model.safetensors").read_bytes() == weights
+    q = small_encoder.encode(BANK_TEXTS[:3])
+    assert loaded.decode(q) == [r.text for r in loaded.generate(q, rescore=False, repetition_penalty=1.2, num_beams=2,
+                                                                   no_repeat_ngram_size=2)]
+    for bad, message in ((["--set", "num_beams=0"], "num_beams must be"), (["--set", "beams=2"], "unknown GenerationConfig key"),
+                         (["--set", "num_beams"], "not KEY=VALUE"), (["--set", "num_beams=two"], "must be JSON")):
+        result = CliRunner().invoke(main, ["generation-defaults", str(folder), *bad])
+        assert result.exit_code != 0 and message in result.output, result.output
+    (tmp_path / "broken.json").write_text("{num_beams: 2")
+    result = CliRunner().invoke(main, ["generation-defaults", str(folder), "--config", str(tmp_path / "broken.json")])
+    assert result.exit_code != 0 and "is not JSON" in result.output, result.output
+    assert GenerativeDecoder.load(folder).generation_config == cfg  # a refused change leaves the folder as it was

@@ -120,22 +120,27 @@ def info(as_json: bool) -> None:
                f"precision auto -> {report['auto_precision']})")
     for name, item in report["shipped"].items():
         click.echo(f"shipped {name:<14} {item['path']} ({'present' if item['present'] else 'missing'})")
-    for key in ("bank_entries", "generative_parameters"):
-        if key in report:
-            click.echo(f"{key.replace('_', ' '):<22} {report[key]:,}")
+    if "bank_entries" in report:
+        click.echo(f"{'bank entries':<22} {report['bank_entries']:,}")
+    if "generative_parameters" in report:
+        click.echo(f"{'generative parameters':<22} {report['generative_parameters']:,} ({report['generative_weights']} weights on disk)")
 
 
 def _shipped_details() -> dict[str, Any]:
-    """Sizes of the shipped artifacts, read from their config.json files (no model is loaded)."""
+    """Sizes of the shipped artifacts, and the generator's stored weight format, read from their config.json
+    files (no model is loaded)."""
     from .paths import default_paths
 
     details: dict[str, Any] = {}
     for name, key, field in (("bank", "bank_entries", "size"), ("generative", "generative_parameters", "parameters")):
         config = default_paths()[name] / "config.json"
         try:
-            details[key] = int(json.loads(config.read_text())[field])
+            meta = json.loads(config.read_text())
+            details[key] = int(meta[field])
         except (ValueError, KeyError, OSError):
             continue
+        if name == "generative":
+            details["generative_weights"] = meta.get("weights", "fp32")  # folders saved before the field hold fp32
     return details
 
 
@@ -612,6 +617,42 @@ def pipeline_cmd(texts: tuple[str, ...], input_file: str | None, core_dir: str |
             _emit_json({"input": text, "output": result.text, "score": round(result.score, 6), "core": result.details.get("core")})
         else:
             click.echo(result.text)
+
+
+@main.command("generation-defaults")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="GenerationConfig JSON (e.g. from tune --decoder generative) to make the folder's defaults.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="One GenerationConfig field, the value as JSON (repetition_penalty=1.2); repeatable, applied after --config.")
+def generation_defaults(folder: str, config_file: str | None, settings: tuple[str, ...]) -> None:
+    """Show or change the generation settings a generative decoder folder uses when a call names none.
+
+    Only the folder's config.json changes; the weights stay as they are. Prints the settings as JSON.
+
+    \b
+    Examples:
+      lightweight-decoder generation-defaults models/default/generative
+      lightweight-decoder generation-defaults my-decoder --set repetition_penalty=1.2 --set num_beams=4
+    """
+    from .decoders.generative import set_generation_defaults
+
+    try:
+        fields: dict[str, Any] = json.loads(Path(config_file).read_text(encoding="utf-8")) if config_file else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(f"{config_file} is not JSON ({exc})", param_hint="--config") from None
+    if not isinstance(fields, dict):
+        raise click.BadParameter(f"{config_file} must hold a JSON object of GenerationConfig fields", param_hint="--config")
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        try:
+            fields[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            raise click.BadParameter(f"{item!r}: the value must be JSON (a number, true/false, null or a quoted string)",
+                                     param_hint="--set") from None
+    _emit_json(set_generation_defaults(folder, **fields).to_dict())
 
 
 @main.command("tune")

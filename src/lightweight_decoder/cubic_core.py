@@ -127,7 +127,7 @@ class CubicCore(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, encoder_name: str | None = None, dimension: int | None = None) -> "CubicCore":
-        from safetensors.torch import load_model
+        from .checkpoint import read_weights
 
         path = Path(path)
         meta = read_artifact_config(path, "cubic_core", FORMAT_VERSION, "cubic core")
@@ -136,8 +136,10 @@ class CubicCore(nn.Module):
             raise IncompatibleArtifact(f"core {path} was trained for {meta.get('encoder')} ({core.config.dimension}-D); "
                                        f"got {encoder_name} ({dimension}-D)")
         try:
-            load_model(core, str(path / "model.safetensors"))
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
+            read_weights(core, path / "model.safetensors")
+        except FileNotFoundError:
+            raise CorruptArtifact(f"{path / 'model.safetensors'}: missing") from None
+        except (OSError, ValueError) as exc:
             raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
         core.metrics = meta.get("metrics", {})
         return core.eval()

@@ -78,15 +78,18 @@ class Hypothesis:
     score: float
 
 
-def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationConfig, never: tuple[int, ...]) -> torch.Tensor:
-    """Repetition penalty (CTRL) and n-gram blocking, applied per row on (N, V) logits; ``never`` ids are masked."""
+def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationConfig, never: tuple[int, ...],
+              seen: torch.Tensor | None) -> torch.Tensor:
+    """Repetition penalty (CTRL) and n-gram blocking on (N, V) logits; ``never`` ids are masked.
+
+    ``seen`` (N, V, bool; :func:`_seen_mask`, None without a repetition penalty) marks each row's tokens so
+    far: one masked operation for the batch instead of a loop over rows (bench/decoding.py: the penalty cost
+    greedy decoding at batch 64 12-55% more time with the loop, 4-11% with the mask).
+    """
     logits[:, list(never)] = float("-inf")
-    if cfg.repetition_penalty != 1.0:
-        for row, hist in enumerate(histories):
-            if hist:
-                idx = torch.tensor(sorted(set(hist)), dtype=torch.long)
-                vals = logits[row, idx]
-                logits[row, idx] = torch.where(vals > 0, vals / cfg.repetition_penalty, vals * cfg.repetition_penalty)
+    if seen is not None:
+        penalised = torch.where(logits > 0, logits / cfg.repetition_penalty, logits * cfg.repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
     n = cfg.no_repeat_ngram_size
     if n > 0:
         for row, hist in enumerate(histories):
@@ -97,6 +100,11 @@ def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationC
             if banned:
                 logits[row, list(banned)] = float("-inf")
     return logits
+
+
+def _seen_mask(rows: int, logits: torch.Tensor, cfg: GenerationConfig) -> torch.Tensor | None:
+    """An all-False (rows, V) mask of tokens generated so far, when the repetition penalty needs one."""
+    return torch.zeros(rows, logits.shape[-1], dtype=torch.bool) if cfg.repetition_penalty != 1.0 else None
 
 
 def _sample(logits: torch.Tensor, cfg: GenerationConfig, generator: torch.Generator | None) -> torch.Tensor:
@@ -139,12 +147,15 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     # rows still generating; logits, cache and state hold only these, so a finished row costs nothing more
     active = torch.arange(N)
     steps = min(cfg.max_new_tokens, mc.max_len)
+    seen = _seen_mask(N, logits, cfg)  # rows in step with ``active``
     for step in range(steps):
-        logits = _penalise(logits.float(), [histories[row] for row in active.tolist()], cfg, (mc.pad_id, mc.bos_id))
+        logits = _penalise(logits.float(), [histories[row] for row in active.tolist()], cfg, (mc.pad_id, mc.bos_id), seen)
         logprobs = F.log_softmax(logits, dim=-1)
         token = _sample(logits, cfg, generator) if cfg.do_sample else logits.argmax(-1)
         scores[active] += logprobs.gather(1, token[:, None])[:, 0]
         ended = token == mc.eos_id
+        if seen is not None:
+            seen[torch.arange(len(token)), token] = True
         for row, tok, end in zip(active.tolist(), token.tolist(), ended.tolist()):
             if not end:
                 histories[row].append(tok)
@@ -155,6 +166,7 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
             active, token = active[keep], token[keep]
             cache = [(k.index_select(0, keep), v.index_select(0, keep)) for k, v in cache]
             state = None if state is None else state.index_select(0, keep)
+            seen = None if seen is None else seen.index_select(0, keep)
         logits, cache = model.step(token, cache, position, state)
         position += 1
     hyps = [Hypothesis(h, float(s)) for h, s in zip(histories, scores)]
@@ -175,12 +187,13 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     done = [False] * B
     steps = min(cfg.max_new_tokens, mc.max_len)
+    seen = _seen_mask(B * nb, logits, cfg)  # per beam, reordered with the beams
 
     def normalised(score: float, length: int) -> float:
         return score / (max(length, 1) ** cfg.length_penalty)
 
     for step in range(steps):
-        logprobs = F.log_softmax(_penalise(logits.float(), beams, cfg, (mc.pad_id, mc.bos_id)), dim=-1)  # (B*nb, V)
+        logprobs = F.log_softmax(_penalise(logits.float(), beams, cfg, (mc.pad_id, mc.bos_id), seen), dim=-1)  # (B*nb, V)
         V = logprobs.shape[-1]
         totals = (beam_scores.view(-1, 1) + logprobs).view(B, nb * V)
         top_scores, top_ids = torch.topk(totals, 2 * nb, dim=1)
@@ -216,6 +229,9 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -
         beam_scores, beams = new_scores, new_beams
         if all(done) or step == steps - 1:
             break
+        if seen is not None:  # a finished sentence's slots carry pad, which is never generated anyway
+            seen = seen.index_select(0, next_source)
+            seen[torch.arange(B * nb), next_tokens] = True
         cache = [(k.index_select(0, next_source), v.index_select(0, next_source)) for k, v in cache]
         logits, cache = model.step(next_tokens, cache, position, state)
         position += 1

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _atomic
 from ..artifacts import read_artifact_config
+from ..checkpoint import read_weights
 from ..config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, check_weight_format
 from ..errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
@@ -28,7 +29,7 @@ from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
 
-__all__ = ["GenerativeDecoder", "create_generative_decoder"]
+__all__ = ["GenerativeDecoder", "create_generative_decoder", "set_generation_defaults"]
 
 FORMAT_VERSION = 1
 
@@ -177,26 +178,47 @@ class GenerativeDecoder(TextDecoder):
 
         ``quantize`` (``"fp16"`` or ``"int8"``) converts it for inference after loading: see :meth:`quantize`.
         """
-        from safetensors.torch import load_model
-
-        path = Path(path)
-        if not (path / "config.json").exists() and (path / "decoder" / "config.json").exists():
-            path = path / "decoder"  # a training folder: its latest saved decoder
+        path = _decoder_folder(path)
         meta = read_artifact_config(path, "generative_decoder", FORMAT_VERSION, "generative decoder")
         weights = meta.get("weights", "fp32")  # folders written before the field existed hold fp32
         if weights not in WEIGHT_FORMATS:
             raise IncompatibleArtifact(f"{path / 'config.json'}: unknown weight format {weights!r} (this version reads {list(WEIGHT_FORMATS)})")
         model = PrefixLM(ModelConfig.from_dict(meta["model"]))
         try:
-            load_model(model, str(path / "model.safetensors"))  # fp16 tensors are cast into the fp32 model
+            read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
         except FileNotFoundError:
             raise CorruptArtifact(f"{path / 'model.safetensors'}: missing") from None
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
+        except (OSError, ValueError) as exc:
             raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
         tokenizer = load_tokenizer(path / "tokenizer.json")
         decoder = cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
                       generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
         return decoder if quantize is None else decoder.quantize(quantize)
+
+
+def _decoder_folder(path: str | os.PathLike[str]) -> Path:
+    """A decoder folder, or a training folder's ``decoder/`` (its latest saved decoder)."""
+    path = Path(path)
+    if not (path / "config.json").exists() and (path / "decoder" / "config.json").exists():
+        return path / "decoder"
+    return path
+
+
+def set_generation_defaults(path: str | os.PathLike[str], **fields: Any) -> GenerationConfig:
+    """Change the generation settings a decoder folder (or a training folder's decoder) decodes with when a
+    call names none; returns them.
+
+    ``fields`` are :class:`GenerationConfig` fields (unknown or invalid ones raise ConfigError). Only
+    config.json's ``generation`` entry changes, atomically: the weights, tokenizer and any card stay as
+    they are. With no fields, this returns the current settings.
+    """
+    path = _decoder_folder(path)
+    meta = read_artifact_config(path, "generative_decoder", FORMAT_VERSION, "generative decoder")
+    config = GenerationConfig.from_dict(meta.get("generation", {}))
+    if fields:
+        config = config.replace(**fields)
+        _atomic.write_json(path / "config.json", {**meta, "generation": config.to_dict()})
+    return config
 
 
 def create_generative_decoder(preset: str = "small", embedding_dim: int = 768, *, encoder_name: str = "all-mpnet-base-v2",
