@@ -46,15 +46,21 @@ def latency_columns(rows: list[dict]) -> list[str]:
     return [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in rows[0]]
 
 
-def decoding_name(generation: dict) -> str:
-    """Generation settings in words, e.g. "greedy, repetition_penalty 1.2": the strategy, then every field
-    that differs from GenerationConfig's defaults."""
+def changed_generation(generation: dict) -> dict:
+    """The generation settings that differ from GenerationConfig's defaults."""
     from lightweight_decoder.generation import GenerationConfig
 
     default = GenerationConfig().to_dict()
-    cfg = {**default, **generation}
-    name = f"beam {cfg['num_beams']}" if cfg["num_beams"] > 1 else ("sampling" if cfg["do_sample"] else "greedy")
-    return ", ".join([name, *(f"{k} {v}" for k, v in cfg.items() if v != default[k] and k not in ("num_beams", "do_sample"))])
+    return {k: v for k, v in generation.items() if v != default.get(k)}
+
+
+def decoding_name(generation: dict) -> str:
+    """Generation settings in words, e.g. "greedy, repetition_penalty 1.2": the strategy, then every field
+    that differs from GenerationConfig's defaults."""
+    changed = changed_generation(generation)
+    beams, sampling = changed.pop("num_beams", 1), changed.pop("do_sample", False)
+    name = f"beam {beams}" if beams > 1 else ("sampling" if sampling else "greedy")
+    return ", ".join([name, *(f"{k} {v}" for k, v in changed.items())])
 
 
 def command() -> str:

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, decoding_name, latency_columns, rss_text
+from _common import REPO, RESULTS, changed_generation, decoding_name, latency_columns, rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -59,14 +59,6 @@ def _converted(bench: dict) -> list[str]:
     return lines
 
 
-def _decoding_defaults(meta: dict) -> dict:
-    """The folder's generation settings that differ from GenerationConfig's defaults."""
-    from lightweight_decoder.generation import GenerationConfig
-
-    default = GenerationConfig().to_dict()
-    return {k: v for k, v in meta.get("generation", {}).items() if v != default.get(k)}
-
-
 def _baseline(bench: dict) -> list[str]:
     """One table: each metric for the shipped model, then for every ``--baseline`` decoder (named by its folder)."""
     bases = bench.get("baselines", [])
@@ -96,7 +88,7 @@ def main() -> None:
     m, t = meta["model"], meta["metadata"]
     log = [json.loads(line) for line in (MODEL / "train_log.jsonl").read_text().splitlines()]
     bench = json.loads((RESULTS / "generative.json").read_text())
-    changed = _decoding_defaults(meta)
+    changed = changed_generation(meta.get("generation", {}))
     set_defaults = (["", "Its decoding defaults were then set, after comparing settings with `python bench/decoding.py` "
                      "(bench/README.md, \"Decoding settings\"):", "", "```bash",
                      "lightweight-decoder generation-defaults models/default/generative "
