@@ -1,4 +1,5 @@
-"""read_weights: safetensors files read into a built model in place, strictly, with named errors."""
+"""read_weights: safetensors files read into a built model in place, strictly; a bad file is a CorruptArtifact that
+names the file and the problem."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 from safetensors.torch import load_model, save_file, save_model
 
 from lightweight_decoder.checkpoint import read_weights
+from lightweight_decoder.errors import CorruptArtifact
 from lightweight_decoder.model import ModelConfig, PrefixLM
 
 
@@ -64,7 +66,7 @@ def test_damaged_files_are_named(tmp_path, damage, message):
     path = tmp_path / "m.safetensors"
     save_model(_model(0), str(path))
     damage(path)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(CorruptArtifact, match=f"m.safetensors: cannot be loaded .*({message})"):
         read_weights(_model(1), path)
 
 
@@ -72,21 +74,21 @@ def test_mismatched_files_are_named(tmp_path):
     model = _model(0)
     tensors = {k: v.clone() for k, v in model.state_dict().items()}
     save_file({**tensors, "extra.weight": torch.zeros(2)}, str(tmp_path / "extra.safetensors"))
-    with pytest.raises(ValueError, match="unexpected \\['extra.weight'\\]"):
+    with pytest.raises(CorruptArtifact, match="unexpected \\['extra.weight'\\]"):
         read_weights(model, tmp_path / "extra.safetensors")
     save_file({k: v for k, v in tensors.items() if k != "norm.weight"}, str(tmp_path / "missing.safetensors"))
-    with pytest.raises(ValueError, match="missing \\[.*'norm.weight'"):
+    with pytest.raises(CorruptArtifact, match="missing \\[.*'norm.weight'"):
         read_weights(model, tmp_path / "missing.safetensors")
     save_file({**tensors, "norm.weight": torch.zeros(3)}, str(tmp_path / "shape.safetensors"))
-    with pytest.raises(ValueError, match="norm.weight: shape \\[3\\]"):
+    with pytest.raises(CorruptArtifact, match="norm.weight: shape \\[3\\]"):
         read_weights(model, tmp_path / "shape.safetensors")
     save_model(model, str(tmp_path / "dtype.safetensors"))
     _edit_header(tmp_path / "dtype.safetensors", "norm.weight", dtype="BOOL")
-    with pytest.raises(ValueError, match="norm.weight: unsupported dtype 'BOOL'"):
+    with pytest.raises(CorruptArtifact, match="norm.weight: unsupported dtype 'BOOL'"):
         read_weights(model, tmp_path / "dtype.safetensors")
     save_model(model, str(tmp_path / "offsets.safetensors"))
     _edit_header(tmp_path / "offsets.safetensors", "norm.weight", data_offsets=[0, 4])
-    with pytest.raises(ValueError, match="norm.weight: data offsets 0..4"):
+    with pytest.raises(CorruptArtifact, match="norm.weight: data offsets 0..4"):
         read_weights(model, tmp_path / "offsets.safetensors")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CorruptArtifact, match="absent.safetensors: missing"):
         read_weights(model, tmp_path / "absent.safetensors")

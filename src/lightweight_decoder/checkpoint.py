@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _atomic
+from .errors import CorruptArtifact
 
 __all__ = ["save_checkpoint", "load_checkpoint", "has_checkpoint", "read_weights"]
 
@@ -62,13 +63,23 @@ def read_weights(model: Any, path: str | os.PathLike[str]) -> None:
     read straight into the model's memory when the dtypes match and through one tensor-sized buffer (then
     cast) when they differ, e.g. fp16 storage into an fp32 model.
 
-    Raises FileNotFoundError for a missing file and ValueError naming the problem for a damaged or
-    mismatched one (callers turn these into CorruptArtifact with the path).
+    A missing, damaged or mismatched file raises CorruptArtifact naming the file and the problem.
     """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CorruptArtifact(f"{path}: missing") from None
+    try:
+        _fill(model, path, size)
+    except (OSError, ValueError) as exc:
+        raise CorruptArtifact(f"{path}: cannot be loaded ({exc})") from None
+
+
+def _fill(model: Any, path: Path, size: int) -> None:
+    """:func:`read_weights`' reading; ValueError names what is wrong with the file."""
     import torch
 
-    path = Path(path)
-    size = path.stat().st_size
     with open(path, "rb") as fh:
         raw = fh.read(8)
         if len(raw) < 8:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from . import _atomic
 from .artifacts import read_artifact_config
 from .config import BaseConfig, _check, _is_int
-from .errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
+from .errors import IncompatibleArtifact, InvalidInput
 
 __all__ = ["CubicCoreConfig", "CubicCore", "lattice_shape_for", "train_core", "read_pairs"]
 
@@ -135,12 +135,7 @@ class CubicCore(nn.Module):
         if (encoder_name and meta.get("encoder") and encoder_name != meta["encoder"]) or (dimension and dimension != core.config.dimension):
             raise IncompatibleArtifact(f"core {path} was trained for {meta.get('encoder')} ({core.config.dimension}-D); "
                                        f"got {encoder_name} ({dimension}-D)")
-        try:
-            read_weights(core, path / "model.safetensors")
-        except FileNotFoundError:
-            raise CorruptArtifact(f"{path / 'model.safetensors'}: missing") from None
-        except (OSError, ValueError) as exc:
-            raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
+        read_weights(core, path / "model.safetensors")
         core.metrics = meta.get("metrics", {})
         return core.eval()
 

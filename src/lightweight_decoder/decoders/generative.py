@@ -19,7 +19,7 @@ from .. import _atomic
 from ..artifacts import read_artifact_config
 from ..checkpoint import read_weights
 from ..config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, check_weight_format
-from ..errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput
+from ..errors import ConfigError, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
 from ..model import ModelConfig, PrefixLM
 from ..phrasebank import as_query_matrix
@@ -184,12 +184,7 @@ class GenerativeDecoder(TextDecoder):
         if weights not in WEIGHT_FORMATS:
             raise IncompatibleArtifact(f"{path / 'config.json'}: unknown weight format {weights!r} (this version reads {list(WEIGHT_FORMATS)})")
         model = PrefixLM(ModelConfig.from_dict(meta["model"]))
-        try:
-            read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
-        except FileNotFoundError:
-            raise CorruptArtifact(f"{path / 'model.safetensors'}: missing") from None
-        except (OSError, ValueError) as exc:
-            raise CorruptArtifact(f"{path / 'model.safetensors'}: cannot be loaded ({exc})") from None
+        read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
         tokenizer = load_tokenizer(path / "tokenizer.json")
         decoder = cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
                       generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
