@@ -42,7 +42,9 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/generative.py
 	HF_HUB_OFFLINE=1 $(PY) bench/decoding.py
 	HF_HUB_OFFLINE=1 $(PY) bench/compressed_vectors.py
+	HF_HUB_OFFLINE=1 $(PY) bench/screen.py
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid.py
+	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_ablation.py
 	HF_HUB_OFFLINE=1 $(PY) bench/service.py
 	$(PY) bench/report.py
 

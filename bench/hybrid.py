@@ -2,9 +2,10 @@
 generative and hybrid decoders, the hybrid at 0, 1, 5 and 20 correction steps.
 
     python bench/hybrid.py [--limit 40] [--steps 0 1 5 20] [--max-seconds 5 | none] [--edits-per-step N]
-                           [--files wikipedia_dev ...] [--out hybrid]
+                           [--screen DIR | none] [--fluency-weight W] [--files wikipedia_dev ...] [--out hybrid]
 
-Uses the shipped bank and (when shipped) generative model. Writes bench/results/<out>.json and
+Uses the shipped bank, (when shipped) generative model and screen (``--screen none``: correction judges
+unscreened random edits, as before the screen existed). Writes bench/results/<out>.json and
 bench/results/<out>_budget.png. ``--max-seconds none`` removes the time limit: the hybrid is then bounded
 by its rounds and edits alone, and its texts do not depend on the machine's speed.
 """
@@ -28,13 +29,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[0, 1, 5, 20])
     parser.add_argument("--max-seconds", type=_seconds, default=5.0, help="per-sentence time budget of the hybrid, or none")
     parser.add_argument("--edits-per-step", type=int, help="edits judged per correction round (default: HybridConfig's)")
+    parser.add_argument("--screen", default=None, help="screen folder, or none (default: the shipped screen)")
+    parser.add_argument("--fluency-weight", type=float, help="HybridConfig.fluency_weight (default: HybridConfig's; 0: cosine alone)")
     parser.add_argument("--files", nargs="+", help="dev files by name (default: every *_dev.txt)")
     parser.add_argument("--out", default="hybrid", help="result name: bench/results/<out>.json and <out>_budget.png")
     args = parser.parse_args()
 
     from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder
     from lightweight_decoder.errors import ModelNotFound
-    from lightweight_decoder.loading import load_decoder
+    from lightweight_decoder.loading import load_decoder, load_screen
     from lightweight_decoder.quality import plot_quality_vs_budget, roundtrip, summarize
 
     phrase, encoder = load_decoder("phrase")
@@ -43,11 +46,14 @@ def main() -> None:
         decoders["generative"], _ = load_decoder("generative", encoder=encoder)
     except ModelNotFound as exc:
         print(f"generative decoder not shipped: {exc}")
-    hybrid = HybridDecoder(phrase, decoders.get("generative"), encoder)
+    screen = None if args.screen == "none" else load_screen(args.screen, encoder)
+    hybrid = HybridDecoder(phrase, decoders.get("generative"), encoder, screen=screen)
     rows = []
     paths = ([SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files] if args.files
              else sorted((SHARED / "eval").glob("*_dev.txt")))
     rounds = {} if args.edits_per_step is None else {"edits_per_step": args.edits_per_step}
+    if args.fluency_weight is not None:
+        rounds["fluency_weight"] = args.fluency_weight
     for path in paths:
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)
@@ -70,12 +76,15 @@ def main() -> None:
                          **summarize(list(roundtrip(texts, encoder, decode, vectors=targets))),
                          "encoder_calls": round(float(np.mean([d["encoder_calls"] for d in details])), 2),
                          "steps_taken": round(float(np.mean([d["steps"] for d in details])), 2),
-                         "pool_cut_share": round(float(np.mean([bool(d["skipped"]) for d in details])), 2)})
+                         "pool_cut_share": round(float(np.mean([bool(d["skipped"]) for d in details])), 2),
+                         "screened": round(float(np.mean([d["screened"] for d in details])), 1)})
             print(rows[-1], flush=True)
     plot = f"{args.out}_budget.png"
     plot_quality_vs_budget([r for r in rows if r["decoder"] == "hybrid"], str(RESULTS / plot))
     path = write_result(args.out, {"command": command(), "machine": machine(), "limit": args.limit, "max_seconds": args.max_seconds,
-                                   "edits_per_step": hybrid.config.edits_per_step, "generator": "generative" in decoders,
+                                   "edits_per_step": hybrid.config.edits_per_step, "fluency_weight": hybrid.config.fluency_weight,
+                                   "generator": "generative" in decoders,
+                                   "screen": None if screen is None else {"path": args.screen or "shipped", **screen.metrics},
                                    "results": rows, "plot": plot})
     print(f"wrote {path}")
 

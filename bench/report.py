@@ -110,10 +110,15 @@ def _table_section(heading: str, intro: str, rows: list[dict], columns: list[str
     return [heading, "", intro, "", markdown_table(rows, columns), "", *after]
 
 
+def _lines(res: dict) -> str:
+    """Which lines of each dev file a result used (its ``offset`` and ``limit``)."""
+    return f"lines {res['offset']}-{res['offset'] + res['limit'] - 1}"
+
+
 def decoding_section(res: dict) -> list[str]:
     return _table_section(
         "### Decoding settings",
-        f"`{res['command']}`: lines {res['offset']}-{res['offset'] + res['limit'] - 1} of each dev file (not the ones "
+        f"`{res['command']}`: {_lines(res)} of each dev file (not the ones "
         f"reported above); ms per sentence is generation alone at batch 64. {_machine(res['machine'])}.",
         res["results"], ["file", "setting", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
 
@@ -130,14 +135,40 @@ def compressed_section(res: dict) -> list[str]:
 def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> list[str]:
     seconds = res.get("max_seconds", "")  # older results give it in the command only
     limit = "" if seconds == "" else f"; time limit per sentence: {'none' if seconds is None else f'{seconds} s'}"
+    weight = res.get("fluency_weight", 0)  # results before the fluency term judged by cosine alone
+    judged = f"cosine + {weight} x the generator's mean token log-probability" if weight else "cosine"
     return _table_section(
         title,
         f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}{limit}. "
-        f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the cosine, "
+        f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the best by the judge's "
+        f"measure ({judged}), "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
         f"lower candidates left out). {_machine(res['machine'])}.",
         res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "cosine", "ms_per_sentence"],
         after=(f"![quality against correction budget](results/{res['plot']})", ""))
+
+
+def hybrid_ablation_section(res: dict) -> list[str]:
+    return _table_section(
+        "### What the screen and the fluency term each add to correction",
+        f"`{res['command']}`: {_lines(res)} of each dev file (not the ones reported "
+        f"above), no time limit, the pool then {res['steps']} correction rounds that each re-encode {res['edits_per_step']} edits: "
+        f"drawn at random, or the screen's best of 256 proposals; the best kept by cosine alone, or by cosine plus the "
+        f"weighted mean token log-probability of the text under the generator given the target. {_machine(res['machine'])}.",
+        res["results"], ["file", "edits", "judged_by", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
+
+
+def screen_section(res: dict) -> list[str]:
+    s = res["screen"]
+    return _table_section(
+        "### Embedding screen",
+        f"`{res['command']}`: {_lines(res)} of each dev file; {res['proposals']} edits "
+        f"of the generator's output per sentence, every one re-encoded as ground truth. gain_* is the mean gain in cosine to "
+        f"the target of the best of the k edits judged per round: the k the screen ranks highest, k drawn at random, or the "
+        f"best of all (oracle); spearman is the rank correlation of screen and encoder over each sentence's edits. The screen "
+        f"(held-out cosine to the encoder {s['dev_cosine']}, {s['train_texts']:,} training sentences) costs "
+        f"{res['screen_ms_per_text']} ms a text. {_machine(res['machine'])}.",
+        res["results"], ["file", "n", "judged_per_round", "gain_screened", "gain_random", "gain_oracle", "screened_share_of_oracle", "spearman"])
 
 
 def weight_storage_section(res: dict) -> list[str]:
@@ -225,6 +256,10 @@ def main() -> None:
         lines += hybrid_section(hyb)
     if (hyb := _load("hybrid_unlimited")) is not None:
         lines += hybrid_section(hyb, "### Hybrid decoder with no time limit")
+    if (abl := _load("hybrid_ablation")) is not None:
+        lines += hybrid_ablation_section(abl)
+    if (scr := _load("screen")) is not None:
+        lines += screen_section(scr)
     if (svc := _load("service")) is not None:
         lines += service_section(svc)
     OUT.write_text("\n".join(lines))

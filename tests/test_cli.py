@@ -29,6 +29,9 @@ def test_info_reports_the_shipped_generator():
     assert report["generative_weights"] == meta.get("weights", "fp32")
     text = CliRunner().invoke(main, ["info"]).output
     assert f"{meta['parameters']:,} ({report['generative_weights']} weights on disk)" in text
+    screen = json.loads((default_paths()["screen"] / "config.json").read_text())
+    assert report["screen_dev_cosine"] == screen["metrics"]["dev_cosine"]
+    assert f"{screen['metrics']['dev_cosine']:.3f} to the encoder" in text
 
 
 def test_encode_json_lines(small_encoder):
@@ -241,3 +244,24 @@ def test_train_from_a_bank_without_vectors(tmp_path, small_encoder):
     corpus_part, bank_part = meta["data"]
     assert corpus_part == {"corpus": ["corpus.txt"], "seed": 0, "offset": 0, "texts": 21}
     assert bank_part["texts"] == 108 and bank_part["vectors"] == "reconstructed" and 0.2 < bank_part["cosine_to_fresh"] < 0.999
+
+
+def test_screen_train_then_hybrid_decode_with_it(tmp_path, shared_data):
+    lines = (shared_data / "eval" / "dialogue_dev.txt").read_text().splitlines()[:300]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    trained = runner.invoke(main, ["screen", "train", "--corpus", str(corpus), "--out", str(tmp_path / "screen"), *SMALL,
+                                   "--cache", str(tmp_path / "emb"), "--rank", "32", "--epochs", "2"])
+    assert trained.exit_code == 0, trained.output
+    meta = json.loads((tmp_path / "screen" / "config.json").read_text())
+    assert meta["type"] == "embedding_screen" and meta["encoder"] == "all-MiniLM-L6-v2" and meta["rank"] == 32
+    assert meta["metrics"]["data"]["texts"] == len(set(lines)) and f"cosine {meta['metrics']['dev_cosine']:.4f}" in trained.output
+    built = runner.invoke(main, ["bank", "build", "--corpus", str(corpus), "--out", str(tmp_path / "bank"), *SMALL, "--cache", str(tmp_path / "emb")])
+    assert built.exit_code == 0, built.output
+    decoded = runner.invoke(main, ["decode", "--text", "Can I get a taxi to the station at noon?", "--decoder", "hybrid", "--bank",
+                                   str(tmp_path / "bank"), "--screen", str(tmp_path / "screen"), "--json"])
+    assert decoded.exit_code == 0, decoded.output
+    assert json.loads(decoded.output.splitlines()[-1])["details"]["screened"] > 0
+    wrong = runner.invoke(main, ["decode", "--text", "x", "--decoder", "hybrid", "--bank", str(tmp_path / "bank"), "--screen", str(tmp_path / "nothing")])
+    assert wrong.exit_code == 1 and "screen train" in wrong.output

@@ -34,8 +34,9 @@ def test_fast_path_returns_bank_sentences(bank, generator, small_encoder):
 def test_correction_improves_monotonically_and_reports_exact_cosine(bank, generator, small_encoder):
     target_text = "The river flooded the town after three days of heavy rain."
     target = small_encoder.encode(target_text)
+    # judged by cosine alone, the cosine can only rise (with a fluency term, the merit rises and the cosine may trade)
     hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, small_encoder,
-                           HybridConfig(num_steps=20, edits_per_step=300, max_encoder_calls=30, max_seconds=60))
+                           HybridConfig(num_steps=20, edits_per_step=300, max_encoder_calls=30, max_seconds=60, fluency_weight=0.0))
     result = hybrid.generate(target)
     trace = result.details["cosine_per_step"]
     bank_best = bank.search(target, 1)[0][0].score
@@ -90,8 +91,8 @@ def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator
 
 class _GeneratorDouble:
     """Test double of GenerativeDecoder: greedy decoding of the query itself gives ``first``, of any other vector
-    ``other``; beams and samples give numbered filler. Records each request (kind and vector) and advances
-    ``clock_owner``'s fake clock by ``seconds`` per text it returns."""
+    ``other``; beams and samples give numbered filler; it finds every text equally likely. Records each request
+    (kind and vector) and advances ``clock_owner``'s fake clock by ``seconds`` per text it returns."""
 
     def __init__(self, dimension, first, other, clock_owner=None, seconds=0.0):
         self.embedding_dim, self.first, self.other = dimension, first, other
@@ -110,6 +111,9 @@ class _GeneratorDouble:
         else:
             texts = [self.first if self.query is not None and np.allclose(vector, self.query) else self.other]
         return DecodeResult(texts[0], float("nan"), "generative", [Candidate(t, float("nan"), "generator") for t in texts])
+
+    def log_likelihood(self, texts, vector):
+        return np.zeros(len(texts), dtype=np.float32)
 
 
 def test_regenerates_from_the_residual_between_target_and_best(bank, small_encoder):
@@ -282,3 +286,59 @@ def test_the_judge_prices_a_text_over_all_its_calls(small_encoder, monkeypatch):
     judge(["One.", "Two.", "Three."])
     judge(["Four."])  # alone, one text costs 60 ms; priced on it, the time left would buy half as much
     assert judge.per_text == pytest.approx((0.08 + 0.06) / 4) and judge.affordable() == int((1.0 - 0.14) / 0.035)
+
+
+def test_log_likelihood_matches_token_by_token_decoding(generator, small_encoder):
+    """The generator's mean token log-probability of a text, in one padded batch, against a reference that feeds the
+    text one token at a time through the KV-cached decoding path."""
+    import torch
+
+    vector = small_encoder.encode("A small village by a river.")
+    texts = ["The cat sat.", "A dog barked at the mailman all morning."]
+    mc = generator.model.config
+    reference = []
+    for text in texts:
+        ids = generator.tokenizer.encode(text).ids[: mc.max_len - 1] + [mc.eos_id]
+        cond = torch.from_numpy(vector)[None]
+        logits, cache = generator.model.start(cond, torch.tensor([mc.bos_id]))
+        state, total = generator.model.conditioning(cond), 0.0
+        for t, token in enumerate(ids):
+            total += float(torch.log_softmax(logits[0].float(), -1)[token])
+            if t + 1 < len(ids):
+                logits, cache = generator.model.step(torch.tensor([token]), cache, mc.prefix_len + 1 + t, state)
+        reference.append(total / len(ids))
+    batched = generator.log_likelihood(texts, vector)
+    np.testing.assert_allclose(batched, reference, atol=1e-4)
+    np.testing.assert_allclose([generator.log_likelihood([t], vector)[0] for t in texts], batched, atol=1e-5)  # padding changes nothing
+    with pytest.raises(ValueError, match="non-empty texts"):
+        generator.log_likelihood(["fine", " "], vector)
+
+
+class _FluencyDouble(_GeneratorDouble):
+    """Test double: a generator that finds ``fluent`` likely (0 nats per token) and every other text unlikely (-5)."""
+
+    def __init__(self, dimension, fluent):
+        super().__init__(dimension, first=fluent, other=fluent)
+        self.fluent = fluent
+
+    def log_likelihood(self, texts, vector):
+        return np.array([0.0 if t == self.fluent else -5.0 for t in texts], dtype=np.float32)
+
+
+def test_the_judge_weighs_fluency_against_cosine(small_encoder):
+    """Of two candidates about as close to the target, the one the generator finds likelier wins; with fluency_weight 0
+    the closer one does. The result reports the winner's cosine either way."""
+    target = small_encoder.encode("The river flooded the village after heavy rain.")
+    closer, fluent = "Heavy rain flooded the village by the river.", "The river flooded the valley after heavy rain."
+    cosines = small_encoder.encode([closer, fluent]) @ target
+    assert 0 < cosines[0] - cosines[1] < 0.2  # the test's premise: the closer one is closer, but not by much
+    bank = PhraseBank.build([closer, fluent, "Stocks fell sharply on Monday."], small_encoder)
+    double = _FluencyDouble(small_encoder.dimension, fluent)
+    cfg = HybridConfig(tau=1.01, num_steps=0, num_beams=0, num_samples=0, max_seconds=None)
+    judged = HybridDecoder(PhraseBankDecoder(bank), double, small_encoder, cfg).generate(target)
+    assert judged.text == fluent and judged.score == pytest.approx(cosines[1], abs=1e-3)
+    assert [c.text for c in judged.candidates][:1] == [fluent]  # candidates in the judge's order
+    by_cosine = HybridDecoder(PhraseBankDecoder(bank), double, small_encoder, cfg.replace(fluency_weight=0.0)).generate(target)
+    assert by_cosine.text == closer and by_cosine.score == pytest.approx(cosines[0], abs=1e-3)
+    with pytest.raises(ConfigError, match="fluency_weight"):
+        HybridConfig(fluency_weight=-1)

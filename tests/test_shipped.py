@@ -42,3 +42,18 @@ def test_shipped_generative_model_is_conditioned_on_the_embedding(mpnet, shared_
     sims = mpnet.encode(outputs) @ targets.T  # (output, input)
     # each output must be closer to its own input than to the other inputs, on average
     assert np.mean(np.diag(sims)) > np.mean(sims[~np.eye(len(texts), dtype=bool)]) + 0.1
+
+
+def test_shipped_screen_is_documented_and_ranks_as_the_encoder_does(mpnet, shared_data):
+    from lightweight_decoder.loading import load_screen
+
+    folder = default_paths()["screen"]
+    card = (folder / "CARD.md").read_text()
+    assert "lightweight-decoder screen train" in card and "bench/screen.py" in card
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= 20 * 2**20
+    screen = load_screen(None, mpnet)
+    assert screen is not None and screen.metrics["dev_cosine"] > 0.7
+    texts = (shared_data / "eval" / "wikipedia_dev.txt").read_text().splitlines()[:20]
+    targets = mpnet.encode(texts)
+    ranks = np.stack([screen.scores(texts, t) for t in targets])  # (query, text)
+    assert (ranks.argmax(axis=1) == np.arange(len(texts))).mean() >= 0.9  # each sentence's own text ranks first

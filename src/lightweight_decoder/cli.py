@@ -13,9 +13,9 @@ import click
 import numpy as np
 
 from . import __version__
-from .config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS
+from .config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, ScreenTrainConfig
 from .errors import DecoderError
-from .loading import load_decoder, read_vectors
+from .loading import load_decoder, load_screen, read_vectors
 from .train import TrainConfig  # a light module (torch is imported when training starts): its defaults are the CLI's
 
 EXAMPLES = [
@@ -124,6 +124,8 @@ def info(as_json: bool) -> None:
         click.echo(f"{'bank entries':<22} {report['bank_entries']:,}")
     if "generative_parameters" in report:
         click.echo(f"{'generative parameters':<22} {report['generative_parameters']:,} ({report['generative_weights']} weights on disk)")
+    if "screen_dev_cosine" in report:
+        click.echo(f"{'screen cosine':<22} {report['screen_dev_cosine']:.3f} to the encoder on held-out sentences")
 
 
 def _shipped_details() -> dict[str, Any]:
@@ -132,12 +134,13 @@ def _shipped_details() -> dict[str, Any]:
     from .paths import default_paths
 
     details: dict[str, Any] = {}
-    for name, key, field in (("bank", "bank_entries", "size"), ("generative", "generative_parameters", "parameters")):
+    for name, key, field in (("bank", "bank_entries", "size"), ("generative", "generative_parameters", "parameters"),
+                             ("screen", "screen_dev_cosine", "metrics")):
         config = default_paths()[name] / "config.json"
         try:
             meta = json.loads(config.read_text())
-            details[key] = int(meta[field])
-        except (ValueError, KeyError, OSError):
+            details[key] = float(meta[field]["dev_cosine"]) if name == "screen" else int(meta[field])
+        except (ValueError, KeyError, TypeError, OSError):
             continue
         if name == "generative":
             details["generative_weights"] = meta.get("weights", "fp32")  # folders saved before the field hold fp32
@@ -428,6 +431,50 @@ def _bank_training_pairs(path: str, encoder: Any, *, skip: set[str], sample: int
     return [bank.texts[i] for i in keep], vectors, source
 
 
+@main.group()
+def screen() -> None:
+    """Train the embedding screen: a bag-of-tokens stand-in for an encoder that ranks the hybrid's edits.
+
+    \b
+    Example:
+      lightweight-decoder screen train --corpus sentences.txt --out my-screen --limit 100000
+    """
+
+
+@screen.command("train")
+@click.option("--corpus", "corpus", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False), help="Text file(s): .txt, .txt.gz, .jsonl; repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the screen (written atomically).")
+@click.option("-m", "--model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder; the screen learns its embeddings.")
+@click.option("--limit", type=click.IntRange(min=1), help="Train on the first N texts of the seeded shuffle.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N texts of the seeded shuffle.")
+@click.option("--corpus-seed", type=int, default=0, show_default=True, help="Shuffle seed of the corpus (shares the embedding cache of `train` with the same seed).")
+@click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home).")
+@click.option("--rank", type=click.IntRange(min=1), default=ScreenTrainConfig.rank, show_default=True, help="Size of a token vector.")
+@click.option("--epochs", type=click.IntRange(min=1), default=ScreenTrainConfig.epochs, show_default=True)
+@click.option("--seed", type=int, default=ScreenTrainConfig.seed, show_default=True)
+def screen_train(corpus: tuple[str, ...], out: str, model: str, limit: int | None, offset: int, corpus_seed: int, cache_dir: str | None,
+                 rank: int, epochs: int, seed: int) -> None:
+    """Embed a corpus (resumable, shared with `train`) and fit a screen to the encoder; print its held-out cosine.
+
+    \b
+    Example:
+      lightweight-decoder screen train --corpus sentences.txt --out my-screen --limit 100000
+      lightweight-decoder decode --text "A cat sat." --decoder hybrid --screen my-screen
+    """
+    from .encoder import TextEncoder
+    from .screen import encoder_tokenizer, train_screen
+
+    encoder = TextEncoder(model)
+    options = {"split": False, "min_words": 1, "max_words": 64, "dedupe": True, "seed": corpus_seed}
+    texts, vectors = _embedded_corpus(corpus, encoder, options, limit=limit, offset=offset, cache_dir=cache_dir, precision="auto")
+    config = ScreenTrainConfig(rank=rank, epochs=epochs, seed=seed)
+    trained = train_screen(texts, vectors, encoder_tokenizer(encoder), encoder_name=encoder.name, config=config)
+    trained.metrics["data"] = {"corpus": [Path(c).name for c in corpus], "seed": corpus_seed, "offset": offset, "texts": len(texts)}
+    trained.save(out)
+    click.echo(f"screen: cosine {trained.metrics['dev_cosine']:.4f} to {encoder.name} on {trained.metrics['dev_texts']:,} held-out texts; "
+               f"saved to {out}", err=True)
+
+
 # ---- Module 2 ------------------------------------------------------------------------------------
 @main.group()
 def core() -> None:
@@ -493,6 +540,8 @@ def _decoder_options(func: Any) -> Any:
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
         click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
+        click.option("--screen", "screen_path", type=click.Path(file_okay=False),
+                     help="Hybrid: the embedding screen that ranks its edits (default: the shipped one, when it fits the encoder)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -503,7 +552,8 @@ def _decoder_options(func: Any) -> Any:
 @click.argument("vectors", required=False, type=click.Path(allow_dash=True, dir_okay=False))
 @click.option("--text", "texts", multiple=True, help="Encode this text first, then decode its vector; repeatable.")
 @_decoder_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per vector (text, score, candidates, timings).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per vector (text, score, candidates, timings; "
+              "the hybrid's details: route, steps, encoder calls, cosine per step, ...).")
 def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder_args: Any) -> None:
     """Decode embeddings (.npy, JSON lines, or - for stdin) into text.
 
@@ -522,7 +572,8 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
         if as_json:
             _emit_json({"text": result.text, "score": round(result.score, 6), "method": result.method,
                         "fallback_used": result.fallback_used, "error": result.error,
-                        "candidates": [c.to_dict() for c in result.candidates[:5]], "timings": result.timings})
+                        "candidates": [c.to_dict() for c in result.candidates[:5]], "timings": result.timings,
+                        **({"details": result.details} if result.details else {})})
         else:
             click.echo(result.text)
 
@@ -743,7 +794,7 @@ def demo(bank_path: str | None, generative_path: str | None) -> None:
         decoders["generative"], _ = load_decoder("generative", generative_path=generative_path, encoder=encoder)
     except ModelNotFound as exc:
         click.echo(f"[generative] skipped: {exc}")
-    decoders["hybrid"] = HybridDecoder(phrase, decoders.get("generative"), encoder)
+    decoders["hybrid"] = HybridDecoder(phrase, decoders.get("generative"), encoder, screen=load_screen(None, encoder))
     click.echo(f"Module 1: {encoder.name}, {encoder.dimension}-D embeddings, from {encoder.path}")
     for kind, decoder in decoders.items():
         click.echo(f"\n[{kind}] {decoder!r}")

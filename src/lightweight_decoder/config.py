@@ -21,6 +21,7 @@ __all__ = [
     "EncoderConfig",
     "PhraseBankConfig",
     "PhraseDecoderConfig",
+    "ScreenTrainConfig",
     "ASSEMBLY_METHODS",
     "PRECISIONS",
     "QUANTIZATION_SCHEMES",
@@ -207,3 +208,21 @@ class PhraseDecoderConfig(BaseConfig):
         _check(self.encode_precision in PRECISIONS, f"encode_precision must be one of {PRECISIONS}, got {self.encode_precision!r}")
         for name in ("rerank", "strict", "postprocess"):
             _check(isinstance(getattr(self, name), bool), f"{name} must be true or false")
+
+
+@dataclasses.dataclass
+class ScreenTrainConfig(BaseConfig):
+    """How :func:`train_screen` fits a screen. ``rank`` is the size of a token vector (the map to the encoder's
+    dimension is learned with them); ``dev_size`` texts (at most a tenth) are held out to measure the screen's cosine."""
+
+    rank: int = 256
+    epochs: int = 4
+    batch_size: int = 512
+    lr: float = 3e-3
+    dev_size: int = 2048
+    seed: int = 0
+
+    def validate(self) -> None:
+        self._check_ints("rank", "epochs", "batch_size", minimum=1)
+        self._check_ints("dev_size", "seed", minimum=0)
+        _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")

@@ -15,7 +15,7 @@ from .errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_decoder", "read_vectors"]
+__all__ = ["load_decoder", "load_screen", "read_vectors"]
 
 
 def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any:
@@ -31,12 +31,14 @@ def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any
 def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
                  model: str | None = None, encoder: Any = None, nprobe: int | None = None,
-                 quantize: str | None = None) -> tuple[Any, Any]:
+                 quantize: str | None = None, screen_path: str | None = None) -> tuple[Any, Any]:
     """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
     ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`);
     ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`).
+    The hybrid takes the screen at ``screen_path``, or the shipped one when it was trained for the encoder in use
+    (see :mod:`lightweight_decoder.screen`).
     Returns ``(decoder, encoder)``.
 
     >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
@@ -44,6 +46,8 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     from .errors import ModelNotFound
     from .paths import default_paths
 
+    if screen_path is not None and kind != "hybrid":
+        logger.warning("a screen has no effect on the %s decoder (the hybrid uses it to rank its edits)", kind)
     if kind == "hybrid":
         from .decoders.hybrid import HybridConfig, HybridDecoder
 
@@ -56,7 +60,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
             logger.warning("hybrid decoder without a generator: %s", exc)
             generator = None  # bank candidates and edits only
         config = HybridConfig.load(config_file) if config_file else HybridConfig()
-        return HybridDecoder(phrase, generator, encoder, config), encoder
+        return HybridDecoder(phrase, generator, encoder, config, screen=load_screen(screen_path, encoder)), encoder
     if kind == "generative":
         from .decoders.generative import GenerativeDecoder
         from .generation import GenerationConfig
@@ -86,6 +90,26 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
     changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
     return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder
+
+
+def load_screen(path: str | None, encoder: Any) -> Any:
+    """The screen at ``path`` (it must fit the encoder), else the shipped one if it fits, else None."""
+    from .errors import ModelNotFound
+    from .paths import default_paths
+    from .screen import EmbeddingScreen
+
+    if path is not None:
+        if not (Path(path) / "config.json").exists():
+            raise ModelNotFound(f"no embedding screen at {path}; train one with `lightweight-decoder screen train`")
+        return EmbeddingScreen.load(path, encoder_name=encoder.name, dimension=encoder.dimension)
+    shipped = default_paths()["screen"]
+    if not (shipped / "config.json").exists():
+        return None
+    try:
+        return EmbeddingScreen.load(shipped, encoder_name=encoder.name, dimension=encoder.dimension)
+    except IncompatibleArtifact as exc:  # another encoder: the hybrid judges unscreened edits
+        logger.info("hybrid decoder without a screen: %s", exc)
+        return None
 
 
 def read_vectors(source: str) -> np.ndarray:

@@ -19,4 +19,4 @@ def models_root() -> Path:
 def default_paths() -> dict[str, Path]:
     """The shipped artifact folders by name."""
     root = models_root()
-    return {"bank": root / "bank", "generative": root / "generative"}
+    return {"bank": root / "bank", "generative": root / "generative", "screen": root / "screen"}

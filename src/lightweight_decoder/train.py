@@ -91,6 +91,21 @@ def _tokenize(tokenizer: Any, texts: Sequence[str], max_len: int, eos_id: int) -
     return [enc.ids[: max_len - 1] + [eos_id] for enc in tokenizer.encode_batch(list(texts))]
 
 
+def teacher_forcing(sequences: Sequence[Sequence[int]], pad_id: int, bos_id: int):
+    """Padded ``(inputs, targets)`` LongTensors (B, T) for token sequences that end with EOS: the inputs are BOS and
+    each sequence but its last token, the targets the sequence itself."""
+    import torch
+
+    T = max(len(seq) for seq in sequences)
+    inputs = torch.full((len(sequences), T), pad_id, dtype=torch.long)
+    targets = torch.full((len(sequences), T), pad_id, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        inputs[i, 0] = bos_id
+        inputs[i, 1:len(seq)] = torch.tensor(seq[:-1], dtype=torch.long)
+        targets[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+    return inputs, targets
+
+
 class _Batches:
     """Seeded batches with a length curriculum (the allowed length grows over ``curriculum_steps``) and
     length grouping (``length_grouping`` consecutive steps share one length-sorted megabatch)."""
@@ -122,14 +137,7 @@ class _Batches:
                                                                           self.cfg.batch_size * self.grouping)
         mega = np.sort(mega)  # by_length is sorted by length, so sorting positions sorts rows by length
         rows = self.by_length[mega[slot * self.cfg.batch_size:(slot + 1) * self.cfg.batch_size]]
-        T = int(self.lengths[rows].max())
-        inputs = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
-        targets = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
-        for i, r in enumerate(rows):
-            seq = self.ids[r]
-            inputs[i, 0] = self.bos_id
-            inputs[i, 1:len(seq)] = torch.tensor(seq[:-1])
-            targets[i, :len(seq)] = torch.tensor(seq)
+        inputs, targets = teacher_forcing([self.ids[r] for r in rows], self.pad_id, self.bos_id)
         cond = torch.from_numpy(self.vectors[rows].astype(np.float32))
         if self.cfg.noise_std > 0:  # noise of relative size up to noise_std, so transformed vectors still decode
             scale = torch.from_numpy(rng.uniform(0, self.cfg.noise_std, (len(rows), 1)).astype(np.float32))

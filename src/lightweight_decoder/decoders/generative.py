@@ -132,6 +132,27 @@ class GenerativeDecoder(TextDecoder):
         self.monitor.record(total, n=len(results))
         return results[0] if single else results
 
+    def log_likelihood(self, texts: list[str], vector: np.ndarray) -> np.ndarray:
+        """How likely the model finds each text given the embedding ``vector`` ``[D]``: the mean log-probability of
+        its tokens (end of text included, nats per token), float32 ``[N]``. The hybrid decoder adds it to the cosine
+        when it judges candidates, to prefer fluent texts among those that embed close to the target."""
+        import torch
+
+        from ..train import _tokenize, teacher_forcing
+
+        query, _ = as_query_matrix(vector, self.embedding_dim)
+        if isinstance(texts, str) or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise InvalidInput("log_likelihood takes a list of non-empty texts")
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        mc = self.model.config
+        inputs, targets = teacher_forcing(_tokenize(self.tokenizer, texts, mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
+        with torch.inference_mode():
+            logits, _ = self.model(torch.from_numpy(query).expand(len(texts), -1), inputs)
+            mask = targets != mc.pad_id
+            picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
+            return ((picked * mask).sum(1) / mask.sum(1)).numpy().astype(np.float32)
+
     def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
         from ..quality import output_cosines
 

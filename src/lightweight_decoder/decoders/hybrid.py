@@ -7,15 +7,20 @@
 2. Otherwise build a pool of candidates, cheapest and likeliest first, within the time budget: the generator's
    greedy output; then, in a second batch, the rest of the bank's top-k and the generator's beams and
    samples, each only if the time left pays for making and judging it (costs measured in this call and the
-   decoder's previous ones). No text is encoded twice. Keep the candidate closest to the target. (The
-   encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16 instructions, fp32
-   elsewhere; the two agree to a cosine of ~1e-4.)
+   decoder's previous ones). No text is encoded twice. Keep the best candidate: the closest to the target,
+   or, with a generator, the best by cosine + ``fluency_weight`` x the generator's mean token log-probability of
+   the text given the target (judging by cosine alone lets edits buy cosine with broken text, which costs BLEU:
+   see bench/README.md). (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16
+   instructions, fp32 elsewhere; the two agree to a cosine of ~1e-4.)
 3. Correction: up to ``num_steps`` rounds. Each round proposes edits of the current best (word and phrase
    substitutions, insertions and deletions, drawn from the pool) and, with a generator, a regeneration from
    the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
-   and re-encodes them in one batch; keep the best; stop when cosine stops improving or the budget
+   and re-encodes them in one batch; keep the best; stop when the best stops improving or the budget
    (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only as many proposals as the time left
-   pays for, at the per-text cost measured in this call.
+   pays for, at the per-text cost measured in this call. With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
+   a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
+   screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
+   screen also orders the pool's candidates when the budget cannot judge them all.
 
 The time budget makes the output depend on the machine's speed at that moment (what fits into the second
 differs from run to run). ``max_seconds=None`` removes it: the work is then bounded by ``max_encoder_calls``,
@@ -32,7 +37,7 @@ import dataclasses
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -46,6 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
     from .generative import GenerativeDecoder
     from .phrase import PhraseBankDecoder
+    from ..screen import EmbeddingScreen
 
 __all__ = ["HybridConfig", "HybridDecoder", "propose_edits"]
 
@@ -66,6 +72,8 @@ class HybridConfig(BaseConfig):
     top_p: float = 0.95
     num_steps: int = 5
     edits_per_step: int = 48
+    fluency_weight: float = 0.05  # x the generator's mean token log-probability (nats), added to the cosine; 0: cosine alone
+    screen_proposals: int = 256  # edits proposed per round for a screen to rank; the judge takes its best (0: no screening)
     residual_alpha: float = 0.5
     max_encoder_calls: int = 40
     max_seconds: float | None = 1.0  # None: no time limit, reproducible output (see the module docstring)
@@ -75,13 +83,15 @@ class HybridConfig(BaseConfig):
     def validate(self) -> None:
         _check(_is_number(self.tau) and -1 <= self.tau <= 1.01, f"tau must be a cosine in [-1, 1] (above 1 disables the fast path), got {self.tau!r}")
         self._check_ints("bank_k", "judge_k", "edits_per_step", "max_encoder_calls", minimum=1)
-        self._check_ints("num_beams", "num_samples", "num_steps", "seed", minimum=0)
+        self._check_ints("num_beams", "num_samples", "num_steps", "screen_proposals", "seed", minimum=0)
         _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(_is_number(self.residual_alpha) and self.residual_alpha >= 0,
                f"residual_alpha must be >= 0 (0 turns regeneration from the residual off), got {self.residual_alpha!r}")
         _check(self.max_seconds is None or (_is_number(self.max_seconds) and self.max_seconds > 0),
                f"max_seconds must be > 0, or null for no time limit, got {self.max_seconds!r}")
+        _check(_is_number(self.fluency_weight) and self.fluency_weight >= 0,
+               f"fluency_weight must be >= 0 (0 judges by cosine alone), got {self.fluency_weight!r}")
         _check(self.judge_precision in PRECISIONS, f"judge_precision must be one of {PRECISIONS}, got {self.judge_precision!r}")
 
 
@@ -138,13 +148,24 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
 
 class _Judge:
     """The encoder as the judge of one query: scores texts in batches, remembers every score, keeps the best
-    (with its vector, for regeneration from the residual) and measures what judging one text costs."""
+    (with its vector, for regeneration from the residual) and measures what judging one text costs.
 
-    def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float) -> None:
+    A text's merit is its cosine to the query plus ``fluency_weight`` times ``fluency(texts)`` (the generator's mean
+    token log-probability given the query) when there is a generator: among texts that embed about as close, the
+    one the generator finds likelier wins, and an edit that buys cosine with broken grammar has to buy enough."""
+
+    def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float,
+                 fluency: "Callable[[list[str]], np.ndarray] | None" = None) -> None:
         self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
-        self.known: dict[str, float] = {}
+        self.fluency = fluency if fluency is not None and cfg.fluency_weight > 0 else None
+        self.known: dict[str, float] = {}  # text -> cosine
+        self.merit: dict[str, float] = {}  # text -> cosine + fluency_weight * log-likelihood (the cosine without fluency)
         self.calls, self.seconds, self.texts = 0, 0.0, 0
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
+
+    @property
+    def best_merit(self) -> float:
+        return self.merit.get(self.best, -np.inf)
 
     def time_left(self) -> float:
         if self.cfg.max_seconds is None:
@@ -163,6 +184,17 @@ class _Judge:
             return sys.maxsize
         return int(self.time_left() / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
 
+    def _take(self, texts: list[str], scores: np.ndarray, vectors: np.ndarray) -> bool:
+        """Record cosines (and merits) of new texts; True when one of them beats the best so far."""
+        merits = scores + self.cfg.fluency_weight * self.fluency(texts) if self.fluency is not None else scores
+        self.known.update(zip(texts, map(float, scores)))
+        self.merit.update(zip(texts, map(float, merits)))
+        top = int(np.argmax(merits))
+        if merits[top] <= self.best_merit + 1e-5:
+            return False
+        self.best, self.best_score, self.best_vector = texts[top], float(scores[top]), vectors[top]
+        return True
+
     def __call__(self, texts: list[str]) -> bool:
         """Judge the texts not judged before, in one batch; True when one of them beats the best so far."""
         texts = [t for t in dict.fromkeys(texts) if t.strip() and t not in self.known]
@@ -171,21 +203,15 @@ class _Judge:
         t = _clock()
         # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
         vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
-        elapsed = _clock() - t
-        self.calls, self.seconds, self.texts = self.calls + 1, self.seconds + elapsed, self.texts + len(texts)
-        scores = vectors @ self.query
-        self.known.update(zip(texts, map(float, scores)))
-        top = int(np.argmax(scores))
-        if scores[top] <= self.best_score + 1e-5:
-            return False
-        self.best, self.best_score, self.best_vector = texts[top], float(scores[top]), vectors[top]
-        return True
+        better = self._take(texts, vectors @ self.query, vectors)  # the fluency term is part of judging: timed with it
+        self.calls, self.seconds, self.texts = self.calls + 1, self.seconds + _clock() - t, self.texts + len(texts)
+        return better
 
-    def accept(self, texts: list[str], scores: list[float], top_vector: np.ndarray) -> None:
-        """Take exact cosines known without encoding (best first; ``top_vector`` is the first text's vector)."""
-        self.known.update((t, s) for t, s in zip(texts, scores) if t not in self.known)
-        if texts and scores[0] > self.best_score + 1e-5:
-            self.best, self.best_score, self.best_vector = texts[0], float(scores[0]), top_vector
+    def accept(self, texts: list[str], scores: list[float], vectors: np.ndarray) -> None:
+        """Take exact cosines known without encoding, with the texts' vectors."""
+        new = [i for i, text in enumerate(texts) if text not in self.known]
+        if new:
+            self._take([texts[i] for i in new], np.asarray(scores, dtype=np.float32)[new], vectors[new])
 
 
 # Generation cost before this decoder has measured it, as a multiple of the greedy time of the same call
@@ -197,27 +223,32 @@ class HybridDecoder(TextDecoder):
     """Phrase bank + generator, re-ranked and corrected with the encoder as the judge."""
 
     def __init__(self, phrase_decoder: "PhraseBankDecoder", generative_decoder: "GenerativeDecoder | None",
-                 encoder: "TextEncoder", config: HybridConfig | None = None) -> None:
+                 encoder: "TextEncoder", config: HybridConfig | None = None, screen: "EmbeddingScreen | None" = None) -> None:
         for name, dim in (("phrase decoder", phrase_decoder.embedding_dim),
                           ("generative decoder", generative_decoder.embedding_dim if generative_decoder else encoder.dimension)):
             if dim != encoder.dimension:
                 raise IncompatibleArtifact(f"{name} reads {dim}-D vectors; encoder {encoder.name} makes {encoder.dimension}-D")
-        self.phrase, self.generator, self.encoder = phrase_decoder, generative_decoder, encoder
+        if screen is not None and (screen.dimension != encoder.dimension or screen.encoder_name != encoder.name):
+            raise IncompatibleArtifact(f"the screen was trained for {screen.encoder_name} ({screen.dimension}-D); "
+                                       f"the encoder is {encoder.name} ({encoder.dimension}-D)")
+        self.phrase, self.generator, self.encoder, self.screen = phrase_decoder, generative_decoder, encoder, screen
         self.config = config or HybridConfig()
         self.embedding_dim = encoder.dimension
         self.monitor = PerformanceMonitor()
         self._generation_seconds: dict[tuple[str, int], float] = {}  # last measured, to plan the next call's pool
 
     def __repr__(self) -> str:
-        return f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'})"
+        return (f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'}, "
+                f"screen={'yes' if self.screen else 'no'})")
 
     def generate(self, vectors: np.ndarray, **overrides: Any) -> DecodeResult | list[DecodeResult]:
         """Decode with detail: route, steps, encoder calls, the bank's best cosine, the cosine after the
         candidate ranking and after each correction step (``details["cosine_per_step"]``), what ended the
         correction (``details["stopped_by"]``: ``num_steps``, ``converged``, ``no_edits``, ``max_encoder_calls``,
         ``max_seconds``, or ``fast_path`` when there was none), which candidate sources went into the pool
-        (``details["pool"]``), which the budget left out (``details["skipped"]``), and how many correction
-        steps a regeneration from the residual won (``details["residual_steps"]``).
+        (``details["pool"]``), which the budget left out (``details["skipped"]``), how many correction
+        steps a regeneration from the residual won (``details["residual_steps"]``), and how many texts the
+        screen ranked (``details["screened"]``, 0 without one).
 
         ``overrides`` are :class:`HybridConfig` fields for this call (e.g. ``num_steps=20``).
         """
@@ -242,6 +273,14 @@ class HybridDecoder(TextDecoder):
         self._generation_seconds[(kind, n)] = seconds
         return [c.text for c in result.candidates], seconds
 
+    def _screened(self, texts: list[str], query: np.ndarray, keep: int, cfg: HybridConfig) -> tuple[list[str], int]:
+        """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 without a
+        screen, or with ``screen_proposals`` 0: then the first ``keep`` in the order given)."""
+        if self.screen is None or cfg.screen_proposals < 1 or len(texts) <= 1:
+            return texts[:keep], 0
+        order = np.argsort(-self.screen.scores(texts, query), kind="stable")[:keep]
+        return [texts[i] for i in order], len(texts)
+
     def _bank_hits(self, query: np.ndarray, cfg: HybridConfig) -> list[Hit]:
         if len(self.phrase.bank) == 0:
             if self.generator is None:
@@ -254,21 +293,22 @@ class HybridDecoder(TextDecoder):
         rng = np.random.default_rng(cfg.seed)
         hits = self._bank_hits(query, cfg)
         bank_texts = [h.text for h in hits]
-        judge = _Judge(self.encoder, query, cfg, start)
+        fluency = (lambda texts: self.generator.log_likelihood(texts, query)) if self.generator is not None else None
+        judge = _Judge(self.encoder, query, cfg, start, fluency)
         # 1. the bank: exact scores are taken as they are; approximate ones (PQ, SQ) are judged for the best few
         if hits and self.phrase.bank.vectors_exact:
-            judge.accept(bank_texts, [h.score for h in hits], self.phrase.bank.vector([hits[0].id])[0])
+            judge.accept(bank_texts, [h.score for h in hits], self.phrase.bank.vector([h.id for h in hits]))
         elif hits:
             judge(bank_texts[:cfg.judge_k])
-        bank_score = judge.best_score if hits else None
+        ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])  # the bank's judged hits, closest first
+        bank_score = ranked[0][1] if ranked else None
         timings = {"bank_ms": (_clock() - start) * 1000.0}
         if bank_score is not None and bank_score >= cfg.tau:
             timings["total_ms"] = timings["bank_ms"]
-            ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])
-            return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "bank") for text, s in ranked],
+            return DecodeResult(ranked[0][0], bank_score, "hybrid", [Candidate(text, s, "bank") for text, s in ranked],
                                 timings, details={"route": "fast_path", "steps": 0, "encoder_calls": judge.calls, "bank_score": bank_score,
                                                   "cosine_per_step": [bank_score], "stopped_by": "fast_path",
-                                                  "pool": ["bank"], "skipped": [], "residual_steps": 0})
+                                                  "pool": ["bank"], "skipped": [], "residual_steps": 0, "screened": 0})
         generate_s, greedy_s = 0.0, 0.0
         sources, skipped = ["bank"] if hits else [], []
         if self.generator is not None and judge.calls < cfg.max_encoder_calls:
@@ -292,7 +332,12 @@ class HybridDecoder(TextDecoder):
             texts, seconds = self._generated(query, kind, n, cfg)
             more, generate_s = more + texts, generate_s + seconds
             sources.append(kind)
-        more = [t for t in dict.fromkeys(more) if t not in judge.known][:max(judge.affordable(), 0)]
+        more = [t for t in dict.fromkeys(more) if t not in judge.known]
+        affordable = max(judge.affordable(), 0)
+        if len(more) > affordable:  # the budget cannot judge them all: the screen picks which (else the order above)
+            more, screened = self._screened(more, query, affordable, cfg)
+        else:
+            screened = 0
         if more and judge.calls < cfg.max_encoder_calls:
             judge(more)
         if rest:
@@ -318,8 +363,14 @@ class HybridDecoder(TextDecoder):
             if affordable < 1 and not proposals:
                 stop = "max_seconds"
                 break
-            edits = [e for e in propose_edits(judge.best, pool, rng, cfg.edits_per_step) if e not in judge.known]
-            proposals += edits[:max(affordable, 0)]
+            screening = self.screen is not None and cfg.screen_proposals > 0
+            wanted = max(cfg.screen_proposals, cfg.edits_per_step) if screening else cfg.edits_per_step
+            edits = [e for e in propose_edits(judge.best, pool, rng, wanted) if e not in judge.known]
+            keep = min(cfg.edits_per_step, max(affordable, 0))
+            if screening and len(edits) > keep:  # judge the ones the screen ranks best, not the first few
+                edits, ranked = self._screened(edits, query, keep, cfg)
+                screened += ranked
+            proposals += edits[:keep]
             if not proposals:
                 stop = "no_edits"
                 break
@@ -331,11 +382,11 @@ class HybridDecoder(TextDecoder):
             route = "corrected"
             trace.append(judge.best_score)
         timings.update(generate_ms=generate_s * 1000.0, judge_ms=judge.seconds * 1000.0, total_ms=(_clock() - start) * 1000.0)
-        ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])[:20]
+        ranked = sorted(judge.known.items(), key=lambda kv: -judge.merit[kv[0]])[:20]  # in the judge's order
         return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
                             details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank_score,
                                      "cosine_per_step": trace, "stopped_by": stop, "pool": sources, "skipped": skipped,
-                                     "residual_steps": residual_steps})
+                                     "residual_steps": residual_steps, "screened": screened})
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "decoder": "hybrid", "bank_size": len(self.phrase.bank),
