@@ -144,7 +144,8 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
         f"measure ({judged}), "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
         f"lower candidates left out). {_machine(res['machine'])}.",
-        res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "cosine", "ms_per_sentence"],
+        res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "token_f1", "cosine",
+         "ms_per_sentence"],
         after=(f"![quality against correction budget](results/{res['plot']})", ""))
 
 
