@@ -122,7 +122,7 @@ def test_the_hybrid_judges_only_the_edits_the_screen_ranks_best(small_encoder):
     screened, batches = run(_EncoderAsScreenDouble(small_encoder))
     unscreened, _ = run(None)
     assert screened.details["screened"] >= 3 * 4 and unscreened.details["screened"] == 0
-    assert max(batches[1:]) <= cfg.edits_per_step  # after the bank's judged few, each round judges the screen's best 4
+    assert len(batches) >= 3 and max(batches) <= cfg.edits_per_step  # the bank's scores are exact: every call is a round's best 4
     # the same number of texts judged; the screened ones were the best of 200 proposals, not 4 at random
     assert screened.score > unscreened.score + 0.01
     off = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, cfg.replace(screen_proposals=0),
