@@ -231,13 +231,15 @@ def test_config_and_dimension_checks(bank, generator, small_encoder):
 
 
 class _RecordingEncoderDouble:
-    """Test double: the small encoder, recording every text it is asked to encode."""
+    """Test double: the small encoder, recording every text it is asked to encode and the size of each call."""
 
     def __init__(self, encoder):
-        self.inner, self.name, self.dimension, self.seen = encoder, encoder.name, encoder.dimension, []
+        self.inner, self.name, self.dimension, self.seen, self.batches = encoder, encoder.name, encoder.dimension, [], []
 
     def encode(self, texts, **kwargs):
-        self.seen += [texts] if isinstance(texts, str) else list(texts)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        self.seen += batch
+        self.batches.append(len(batch))
         return self.inner.encode(texts, **kwargs)
 
 

@@ -13,6 +13,7 @@ from lightweight_decoder.phrasebank import PhraseBank
 from lightweight_decoder.screen import EmbeddingScreen, encoder_tokenizer, train_screen
 
 from .conftest import BANK_TEXTS
+from .test_hybrid import _RecordingEncoderDouble
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +98,6 @@ class _EncoderAsScreenDouble:
 
     def scores(self, texts, query):
         return self.encoder.encode(list(texts)) @ query
-
-
-class _RecordingEncoderDouble:
-    """Test double: the small encoder, recording the size of every batch it is asked to encode."""
-
-    def __init__(self, encoder):
-        self.inner, self.name, self.dimension, self.batches = encoder, encoder.name, encoder.dimension, []
-
-    def encode(self, texts, **kwargs):
-        self.batches.append(1 if isinstance(texts, str) else len(texts))
-        return self.inner.encode(texts, **kwargs)
 
 
 def test_the_hybrid_judges_only_the_edits_the_screen_ranks_best(small_encoder):

@@ -134,12 +134,13 @@ def _shipped_details() -> dict[str, Any]:
     from .paths import default_paths
 
     details: dict[str, Any] = {}
-    for name, key, field in (("bank", "bank_entries", "size"), ("generative", "generative_parameters", "parameters"),
-                             ("screen", "screen_dev_cosine", "metrics")):
+    readers = (("bank", "bank_entries", lambda m: int(m["size"])), ("generative", "generative_parameters", lambda m: int(m["parameters"])),
+               ("screen", "screen_dev_cosine", lambda m: float(m["metrics"]["dev_cosine"])))
+    for name, key, read in readers:
         config = default_paths()[name] / "config.json"
         try:
             meta = json.loads(config.read_text())
-            details[key] = float(meta[field]["dev_cosine"]) if name == "screen" else int(meta[field])
+            details[key] = read(meta)
         except (ValueError, KeyError, TypeError, OSError):
             continue
         if name == "generative":

@@ -59,11 +59,7 @@ class EmbeddingScreen(nn.Module):
 
     def _ids(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat token ids and the offset of each text in them (special tokens left out)."""
-        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        lengths = [len(e.ids) for e in encoded]
-        flat = torch.tensor([i for e in encoded for i in e.ids], dtype=torch.long)
-        offsets = torch.tensor([0, *np.cumsum(lengths[:-1]).tolist()], dtype=torch.long)
-        return flat, offsets
+        return _bags([e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)])
 
     def forward(self, flat: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.project(self.tokens(flat, offsets)), dim=-1)
@@ -119,6 +115,13 @@ class EmbeddingScreen(nn.Module):
         return screen.eval()
 
 
+def _bags(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as EmbeddingBag input: the ids end to end, and where each list starts."""
+    flat = torch.tensor([i for seq in sequences for i in seq], dtype=torch.long)
+    offsets = torch.tensor([0, *np.cumsum([len(seq) for seq in sequences[:-1]]).tolist()], dtype=torch.long)
+    return flat, offsets
+
+
 def encoder_tokenizer(encoder: "TextEncoder") -> "Tokenizer":
     """The encoder's own tokenizer, as a ``tokenizers.Tokenizer`` (a sentence-transformers model with a fast tokenizer)."""
     hf = getattr(encoder._model, "tokenizer", None)
@@ -149,16 +152,13 @@ def train_screen(texts: Sequence[str], vectors: np.ndarray, tokenizer: "Tokenize
     screen = EmbeddingScreen(tokenizer, vectors.shape[1], cfg.rank, encoder_name=encoder_name)
     nn.init.normal_(screen.tokens.weight, std=0.02)
     target = torch.from_numpy(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
-    encoded = tokenizer.encode_batch(list(texts), add_special_tokens=False)
-    ids = [torch.tensor(e.ids, dtype=torch.long) for e in encoded]
+    ids = [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
     order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(cfg.seed))
     n_dev = min(cfg.dev_size, len(texts) // 10)
     dev, train = order[:n_dev], order[n_dev:]
 
     def batch(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [ids[i] for i in rows.tolist()]
-        offsets = torch.tensor([0, *np.cumsum([len(p) for p in parts[:-1]]).tolist()], dtype=torch.long)
-        return torch.cat(parts), offsets
+        return _bags([ids[i] for i in rows.tolist()])
 
     def dev_cosine() -> float:
         with torch.inference_mode():
@@ -183,7 +183,7 @@ def train_screen(texts: Sequence[str], vectors: np.ndarray, tokenizer: "Tokenize
     screen.eval()
     seen = torch.zeros(screen.tokens.num_embeddings, dtype=torch.bool)
     for i in train.tolist():
-        seen[ids[i]] = True
+        seen[torch.tensor(ids[i], dtype=torch.long)] = True
     with torch.no_grad():
         screen.tokens.weight[~seen] = 0.0
     screen.metrics = {"train_texts": len(train), "dev_texts": len(dev), "dev_cosine": round(dev_cosine(), 4),

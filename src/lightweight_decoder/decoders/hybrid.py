@@ -274,9 +274,9 @@ class HybridDecoder(TextDecoder):
         return [c.text for c in result.candidates], seconds
 
     def _screened(self, texts: list[str], query: np.ndarray, keep: int, cfg: HybridConfig) -> tuple[list[str], int]:
-        """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 without a
-        screen, or with ``screen_proposals`` 0: then the first ``keep`` in the order given)."""
-        if self.screen is None or cfg.screen_proposals < 1 or len(texts) <= 1:
+        """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 when all of
+        them fit into ``keep``, without a screen, or with ``screen_proposals`` 0: then the first ``keep`` as given)."""
+        if self.screen is None or cfg.screen_proposals < 1 or len(texts) <= keep:
             return texts[:keep], 0
         order = np.argsort(-self.screen.scores(texts, query), kind="stable")[:keep]
         return [texts[i] for i in order], len(texts)
@@ -333,11 +333,8 @@ class HybridDecoder(TextDecoder):
             more, generate_s = more + texts, generate_s + seconds
             sources.append(kind)
         more = [t for t in dict.fromkeys(more) if t not in judge.known]
-        affordable = max(judge.affordable(), 0)
-        if len(more) > affordable:  # the budget cannot judge them all: the screen picks which (else the order above)
-            more, screened = self._screened(more, query, affordable, cfg)
-        else:
-            screened = 0
+        # when the budget cannot judge them all, the screen picks which (else the order above)
+        more, screened = self._screened(more, query, max(judge.affordable(), 0), cfg)
         if more and judge.calls < cfg.max_encoder_calls:
             judge(more)
         if rest:
@@ -366,11 +363,10 @@ class HybridDecoder(TextDecoder):
             screening = self.screen is not None and cfg.screen_proposals > 0
             wanted = max(cfg.screen_proposals, cfg.edits_per_step) if screening else cfg.edits_per_step
             edits = [e for e in propose_edits(judge.best, pool, rng, wanted) if e not in judge.known]
-            keep = min(cfg.edits_per_step, max(affordable, 0))
-            if screening and len(edits) > keep:  # judge the ones the screen ranks best, not the first few
-                edits, ranked = self._screened(edits, query, keep, cfg)
-                screened += ranked
-            proposals += edits[:keep]
+            # judge the ones the screen ranks best, not the first few
+            edits, ranked = self._screened(edits, query, min(cfg.edits_per_step, max(affordable, 0)), cfg)
+            screened += ranked
+            proposals += edits
             if not proposals:
                 stop = "no_edits"
                 break
