@@ -151,11 +151,12 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
 
 def hybrid_ablation_section(res: dict) -> list[str]:
     return _table_section(
-        "### What the screen and the fluency term each add to correction",
+        "### What the screen, its word suggestions and the fluency term each add to correction",
         f"`{res['command']}`: {_lines(res)} of each dev file (not the ones reported "
         f"above), no time limit, the pool then {res['steps']} correction rounds that each re-encode {res['edits_per_step']} edits: "
         f"drawn at random, or the screen's best of 256 proposals; the best kept by cosine alone, or by cosine plus the "
-        f"weighted mean token log-probability of the text under the generator given the target. {_machine(res['machine'])}.",
+        f"weighted mean token log-probability of the text under the generator given the target; the edits' words drawn "
+        f"from the pool, or also from the words the screen suggests for the current best. {_machine(res['machine'])}.",
         res["results"], ["file", "edits", "judged_by", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
 
 
@@ -169,7 +170,20 @@ def screen_section(res: dict) -> list[str]:
         f"best of all (oracle); spearman is the rank correlation of screen and encoder over each sentence's edits. The screen "
         f"(held-out cosine to the encoder {s['dev_cosine']}, {s['train_texts']:,} training sentences) costs "
         f"{res['screen_ms_per_text']} ms a text. {_machine(res['machine'])}.",
-        res["results"], ["file", "n", "judged_per_round", "gain_screened", "gain_random", "gain_oracle", "screened_share_of_oracle", "spearman"])
+        res["results"], ["file", "n", "judged_per_round", "gain_screened", "gain_random", "gain_oracle", "screened_share_of_oracle", "spearman"],
+        after=_word_suggestions(res))
+
+
+def _word_suggestions(res: dict) -> tuple[str, ...]:
+    """The screen bench's second table: the reference words the generator missed that the screen suggests."""
+    if "word_suggestions" not in res:  # results written before the screen suggested words
+        return ()
+    return (f"Word suggestions, same sentences: missing_words counts the reference's words (case counts) that the "
+            f"generator's output lacks; found_* is the share of them among the screen's top {res['words']} suggestions "
+            f"for that output, among the words of the pool correction drew every word from before (its 4 beams and the "
+            f"bank's top 10), and among either.", "",
+            markdown_table(res["word_suggestions"], ["file", "n", "missing_words", "words_suggested", "words_in_pool",
+                                                     "found_suggested", "found_pool", "found_either"]), "")
 
 
 def weight_storage_section(res: dict) -> list[str]:

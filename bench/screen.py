@@ -12,7 +12,12 @@ per budget k (edits the judge may re-encode in a round):
 - oracle: the best gain among all the edits (the most any choice of k can give).
 
 Also the screen's held-out cosine to the encoder, the rank correlation of its scores with the encoder's over each
-sentence's edits, and what screening a round costs. Writes bench/results/screen.json.
+sentence's edits, and what screening a round costs.
+
+Word suggestions: of the reference's words that the generator's output lacks, the share that the screen's top
+``--words`` suggestions (:meth:`EmbeddingScreen.suggest_words`, the words a correction round may place) hold,
+against the share the pool's words hold (all the words of the beams and the bank's top 10, where edits drew
+every word from before), and both together. Writes bench/results/screen.json.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ def main() -> None:
     parser.add_argument("--proposals", type=int, default=150, help="edits proposed per sentence")
     parser.add_argument("--budgets", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--files", nargs="+", default=["wikipedia_dev", "dialogue_dev"])
+    parser.add_argument("--words", type=int, default=32, help="words the screen suggests per sentence")
     parser.add_argument("--screen", help="screen folder (default: the shipped one)")
     args = parser.parse_args()
 
@@ -39,6 +45,7 @@ def main() -> None:
 
     from lightweight_decoder.decoders.hybrid import propose_edits
     from lightweight_decoder.loading import load_decoder, load_screen
+    from lightweight_decoder.screen import _WORD as WORD
 
     phrase, encoder = load_decoder("phrase")
     generator, _ = load_decoder("generative", encoder=encoder)
@@ -46,17 +53,29 @@ def main() -> None:
     if screen is None:
         raise SystemExit("no screen fits the encoder: train one with `lightweight-decoder screen train`")
     rng = np.random.default_rng(0)
-    rows, screen_seconds, screened_texts = [], 0.0, 0
+    rows, word_rows, screen_seconds, screened_texts = [], [], 0.0, 0
     for name in args.files:
         texts = dev_sentences(name + ".txt", n=args.offset + args.limit)[args.offset:]
         targets = encoder.encode(texts)
         gains = {kind: {k: [] for k in args.budgets} for kind in ("screened", "random", "oracle")}
-        correlations = []
-        for query in targets:
+        correlations, missing, found = [], 0, {"suggested": 0, "pool": 0, "either": 0}
+        suggested_sizes, pool_sizes = [], []
+
+        def words(text: str) -> set[str]:
+            return set(WORD.findall(text))  # a word as the screen counts one
+
+        for reference, query in zip(texts, targets):
             greedy = generator.generate(query, rescore=False).text
             beams = [c.text for c in generator.generate(query, rescore=False, num_beams=4, num_return_sequences=4).candidates]
             pool = [greedy, *beams, *(h.text for h in phrase.bank.search(query, k=10)[0])]
             edits = propose_edits(greedy, pool, np.random.default_rng(0), args.proposals)
+            lacking = words(reference) - words(greedy)  # case counts: BLEU counts it
+            suggested, pooled = set(screen.suggest_words(greedy, query, args.words)), set().union(*map(words, pool))
+            missing += len(lacking)
+            for kind, offered in (("suggested", suggested), ("pool", pooled), ("either", suggested | pooled)):
+                found[kind] += len(lacking & offered)
+            suggested_sizes.append(len(suggested))
+            pool_sizes.append(len(pooled))
             true = encoder.encode([greedy, *edits]) @ query
             base, truth = true[0], true[1:]
             t = time.perf_counter()
@@ -75,9 +94,14 @@ def main() -> None:
             row["spearman"] = round(float(np.nanmean(correlations)), 3)
             rows.append(row)
             print(row, flush=True)
+        word_rows.append({"file": f"{name}.txt", "n": len(texts), "missing_words": missing,
+                          "words_suggested": round(float(np.mean(suggested_sizes)), 1), "words_in_pool": round(float(np.mean(pool_sizes)), 1),
+                          **{f"found_{kind}": round(n / max(missing, 1), 3) for kind, n in found.items()}})
+        print(word_rows[-1], flush=True)
     path = write_result("screen", {"command": command(), "machine": machine(), "limit": args.limit, "offset": args.offset,
-                                   "proposals": args.proposals, "screen": screen.metrics,
-                                   "screen_ms_per_text": round(1000 * screen_seconds / screened_texts, 4), "results": rows})
+                                   "proposals": args.proposals, "words": args.words, "screen": screen.metrics,
+                                   "screen_ms_per_text": round(1000 * screen_seconds / screened_texts, 4), "results": rows,
+                                   "word_suggestions": word_rows})
     print(f"wrote {path}")
 
 

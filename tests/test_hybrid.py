@@ -189,6 +189,19 @@ def test_propose_edits_are_seeded_and_distinct():
     assert a == b and len(a) == len(set(a)) == 30 and "The river flooded the village." not in a
 
 
+def test_suggested_words_are_placed_by_a_share_of_the_edits():
+    pool = ["The river flooded the village.", "A quiet town, near the hills."]
+    text = "The river flooded the village."
+    plain = propose_edits(text, pool, np.random.default_rng(0), 200)
+    assert propose_edits(text, pool, np.random.default_rng(0), 200, []) == plain  # no suggestions: the same edits
+    edits = propose_edits(text, pool, np.random.default_rng(0), 200, ["Rain", "storm"])
+    placed = [e for e in edits if {"Rain", "rain", "storm", "Storm"} & set(e.strip(".").split())]
+    assert not any("storm" in e.lower() or "rain" in e.lower() for e in plain)
+    # substitutions and insertions (2 of the 5 kinds) take a suggested word half the time: ~1 edit in 5
+    assert 0.1 * len(edits) < len(placed) < 0.35 * len(edits)
+    assert all(e.endswith(".") and e[0].isupper() for e in placed)  # cased and punctuated like any placed word
+
+
 def test_edits_fit_case_and_do_not_repeat_words():
     """The default encoder lowercases, so the judge cannot reject "flooded The village" or prefer it to the
     cased text: edits case the words they move, and do not put a word twice in a row."""

@@ -10,7 +10,7 @@ from lightweight_decoder.decoders import PhraseBankDecoder
 from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder
 from lightweight_decoder.errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput
 from lightweight_decoder.phrasebank import PhraseBank
-from lightweight_decoder.screen import EmbeddingScreen, encoder_tokenizer, train_screen
+from lightweight_decoder.screen import EmbeddingScreen, encoder_tokenizer, train_screen, word_casing
 
 from .conftest import BANK_TEXTS
 from .test_hybrid import _RecordingEncoderDouble
@@ -90,14 +90,58 @@ def test_training_input_is_checked(small_encoder):
         ScreenTrainConfig(rank=0)
 
 
-class _EncoderAsScreenDouble:
-    """Test double: a perfect screen, the encoder itself (the real screen only approximates it)."""
+def test_the_screen_suggests_the_words_a_text_lacks(trained, small_encoder):
+    target = small_encoder.encode("I need a taxi to the airport.")
+    words = trained.suggest_words("I need a to the airport.", target, 10)
+    assert "taxi" in words and len(words) == 10
+    assert not {"need", "to", "the", "airport"} & {w.lower() for w in words}  # words the text holds are not suggested
+    # ranked by the screen's cosine after adding the word: the first raises it the most
+    gains = [trained.scores([f"I need a to the airport. {w}"], target)[0] for w in words[:3]]
+    assert gains[0] >= max(gains[1:]) - 1e-4
+    assert trained.suggest_words("I need a to the airport.", target, 0) == []
+    with pytest.raises(InvalidInput, match="384"):
+        trained.suggest_words("a text", np.ones(5, dtype=np.float32), 3)
 
-    def __init__(self, encoder):
-        self.encoder, self.encoder_name, self.dimension = encoder, encoder.name, encoder.dimension
+
+def test_suggested_words_are_cased_as_the_training_texts_write_them(trained, corpus):
+    texts = ["Paris is big.", "We saw Paris and NASA.", "paris is first here", "I like NASA", "Dogs bark at dogs.",
+             "The King spoke.", "Long live the King.", "Then a king came."]
+    # "Dogs" and "paris" open their sentences: they do not count; "King" is 2 of 3 uses, under the 80% asked for
+    assert word_casing(texts) == {"paris": "Paris", "nasa": "NASA"}
+    assert word_casing(texts, share=0.6) == {"paris": "Paris", "nasa": "NASA", "king": "King"}
+    assert word_casing(["We saw Paris."], words={"london"}) == {}
+    assert trained.casing and all(k == v.lower() != v for k, v in trained.casing.items())
+    name = next(k for k in trained.casing if k in trained._word_tables()[4])
+    assert trained.casing[name] in " ".join(corpus)
+
+
+def test_casing_is_saved_and_checked(trained, tmp_path):
+    trained.save(tmp_path / "screen")
+    assert EmbeddingScreen.load(tmp_path / "screen").casing == trained.casing
+    (tmp_path / "screen" / "casing.json").write_text("{broken")
+    with pytest.raises(CorruptArtifact, match="casing.json"):
+        EmbeddingScreen.load(tmp_path / "screen")
+    (tmp_path / "screen" / "casing.json").write_text('["Paris"]')
+    with pytest.raises(CorruptArtifact, match="casing.json: not a map"):
+        EmbeddingScreen.load(tmp_path / "screen")
+    (tmp_path / "screen" / "casing.json").unlink()  # a folder from before casing existed loads, with no casing
+    assert EmbeddingScreen.load(tmp_path / "screen").casing == {}
+
+
+class _EncoderAsScreenDouble:
+    """Test double: a perfect screen, the encoder itself (the real screen only approximates it), that suggests the
+    given words."""
+
+    def __init__(self, encoder, words=()):
+        self.encoder, self.encoder_name, self.dimension, self.words = encoder, encoder.name, encoder.dimension, list(words)
+        self.suggested_for: list[str] = []
 
     def scores(self, texts, query):
         return self.encoder.encode(list(texts)) @ query
+
+    def suggest_words(self, text, query, k):
+        self.suggested_for.append(text)
+        return [w for w in self.words if w not in text.split()][:k]
 
 
 def test_the_hybrid_judges_only_the_edits_the_screen_ranks_best(small_encoder):
@@ -118,6 +162,20 @@ def test_the_hybrid_judges_only_the_edits_the_screen_ranks_best(small_encoder):
     off = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, cfg.replace(screen_proposals=0),
                         screen=_EncoderAsScreenDouble(small_encoder)).generate(target)
     assert off.details["screened"] == 0 and off.text == unscreened.text  # screen_proposals 0: the screen is not used
+
+
+def test_correction_places_the_words_the_screen_suggests(small_encoder):
+    bank = PhraseBank.build(BANK_TEXTS, small_encoder)  # no text in it says "volcano" or "lava"
+    target = small_encoder.encode("The volcano erupted and lava flooded the village.")
+    cfg = HybridConfig(num_steps=4, edits_per_step=8, screen_proposals=200, max_encoder_calls=50, max_seconds=None)
+    screen = _EncoderAsScreenDouble(small_encoder, words=["volcano", "lava", "erupted"])
+    suggested = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, cfg, screen=screen).generate(target)
+    plain = HybridDecoder(PhraseBankDecoder(bank), None, small_encoder, cfg.replace(screen_words=0),
+                          screen=_EncoderAsScreenDouble(small_encoder, words=["volcano"])).generate(target)
+    assert len(screen.suggested_for) >= suggested.details["steps"] >= 1  # asked once per round, for the best so far
+    assert {"volcano", "lava", "erupted"} & set(suggested.text.lower().strip(".").split())
+    assert suggested.score > plain.score + 0.05
+    assert "volcano" not in plain.text.lower()  # screen_words 0: no word suggested, none placed
 
 
 def test_a_screen_for_another_encoder_is_refused(trained, small_encoder):

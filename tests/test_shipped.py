@@ -57,3 +57,6 @@ def test_shipped_screen_is_documented_and_ranks_as_the_encoder_does(mpnet, share
     targets = mpnet.encode(texts)
     ranks = np.stack([screen.scores(texts, t) for t in targets])  # (query, text)
     assert (ranks.argmax(axis=1) == np.arange(len(texts))).mean() >= 0.9  # each sentence's own text ranks first
+    # the names a text lacks are among the words it suggests, cased as the corpus writes them
+    target = mpnet.encode("Wagner wrote that the boy and Siegfried are the same character.")
+    assert {"Wagner", "Siegfried"} <= set(screen.suggest_words("He wrote that the boy and the hero are the same character.", target, 10))

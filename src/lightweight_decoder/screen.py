@@ -14,8 +14,11 @@ screened few keep, against as many edits picked at random.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -34,13 +37,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .encoder import TextEncoder
 
-__all__ = ["EmbeddingScreen", "ScreenTrainConfig", "train_screen", "encoder_tokenizer"]
+__all__ = ["EmbeddingScreen", "ScreenTrainConfig", "train_screen", "encoder_tokenizer", "word_casing"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _TOKENIZER = "tokenizer.json"
 _WEIGHTS = "model.safetensors"
+_CASING = "casing.json"
+_WORD = re.compile(r"[^\W\d_]{2,}|\d+")  # a token that is a whole word: 2+ letters, or digits
 
 
 class EmbeddingScreen(nn.Module):
@@ -53,6 +58,10 @@ class EmbeddingScreen(nn.Module):
         self.tokens = nn.EmbeddingBag(tokenizer.get_vocab_size(), self.rank, mode="sum")
         self.project = nn.Linear(self.rank, self.dimension, bias=False)
         self.metrics: dict[str, Any] = {}
+        # lower-case word -> the form the training texts used most inside a sentence ("italy" -> "Italy"), for the
+        # words the tokenizer lower-cases; see :func:`word_casing`
+        self.casing: dict[str, str] = {}
+        self._words: tuple | None = None  # suggest_words' tables, built on first use
 
     def __repr__(self) -> str:
         return f"EmbeddingScreen(encoder={self.encoder_name!r}, vocab={self.tokens.num_embeddings}, rank={self.rank}, dimension={self.dimension})"
@@ -78,6 +87,43 @@ class EmbeddingScreen(nn.Module):
         matrix, _ = as_query_matrix(query, self.dimension)
         return self.embed(texts) @ matrix[0]
 
+    def suggest_words(self, text: str, query: np.ndarray, k: int) -> list[str]:
+        """The ``k`` words whose addition to ``text`` brings the screen's vector of it closest to ``query``, best
+        first: whole-word tokens of the encoder's vocabulary that ``text`` does not hold, cased by :attr:`casing`.
+
+        The hybrid places them in its correction edits: they are words the target's embedding points to and the
+        candidates lack, often a name or a topic word that neither the bank's neighbours nor the generator wrote
+        (``python bench/screen.py`` measures how many of a reference's missing words they recover). All vocabulary
+        words are scored at once in the screen's low-rank space: ~2 ms for a 30k-token vocabulary."""
+        matrix, _ = as_query_matrix(query, self.dimension)
+        if k < 1:
+            return []
+        ids_, vectors, norms, gram, words = self._word_tables()
+        held = self.tokenizer.encode(text, add_special_tokens=False).ids
+        with torch.inference_mode():
+            bag = self.tokens.weight[held].float().sum(0) if held else torch.zeros(self.rank)
+            q = self.project.weight.float().T @ torch.from_numpy(matrix[0])  # the query in rank space
+            g = gram @ bag
+            # cosine of project(bag + token) to the query, for every word token at once
+            cosine = (bag @ q + vectors @ q) / torch.sqrt((bag @ g + 2 * (vectors @ g) + norms).clamp_min(1e-12))
+            cosine[torch.isin(ids_, torch.tensor(held, dtype=torch.long))] = -np.inf
+            top = torch.topk(cosine, min(k, len(words))).indices.tolist()
+        return [self.casing.get(words[i], words[i]) for i in top if cosine[i] > -np.inf]
+
+    def _word_tables(self) -> tuple:
+        """Ids, rank-space vectors and squared projected norms of the whole-word tokens with a learned vector; the
+        projection's Gram matrix; the words."""
+        if self._words is None:
+            weight = self.tokens.weight.detach().float()
+            vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+            keep = [(i, tok.lstrip("\u0120\u2581")) for tok, i in vocab  # byte-level BPE and SentencePiece word starts
+                    if not tok.startswith("##") and _WORD.fullmatch(tok.lstrip("\u0120\u2581")) and bool(weight[i].any())]
+            ids_ = torch.tensor([i for i, _ in keep], dtype=torch.long)
+            gram = self.project.weight.detach().float().T @ self.project.weight.detach().float()
+            vectors = weight[ids_]
+            self._words = (ids_, vectors, ((vectors @ gram) * vectors).sum(1), gram, [w for _, w in keep])
+        return self._words
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write config.json, model.safetensors (token vectors in fp16) and tokenizer.json as one folder, atomically."""
         from safetensors.torch import save_file
@@ -87,6 +133,7 @@ class EmbeddingScreen(nn.Module):
         with _atomic.atomic_dir(path) as tmp:
             save_file(tensors, str(tmp / _WEIGHTS))
             self.tokenizer.save(str(tmp / _TOKENIZER))
+            _atomic.write_json(tmp / _CASING, self.casing)
             _atomic.write_json(tmp / "config.json", {"type": "embedding_screen", "format_version": FORMAT_VERSION,
                                                      "encoder": self.encoder_name, "dimension": self.dimension, "rank": self.rank,
                                                      "vocab_size": self.tokens.num_embeddings, "metrics": self.metrics})
@@ -112,6 +159,14 @@ class EmbeddingScreen(nn.Module):
         screen = cls(tokenizer, meta["dimension"], meta["rank"], encoder_name=meta.get("encoder", ""))
         read_weights(screen, path / _WEIGHTS)
         screen.metrics = meta.get("metrics", {})
+        if (path / _CASING).exists():  # folders written before casing.json existed have none: words stay as the vocabulary has them
+            try:
+                casing = json.loads((path / _CASING).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise CorruptArtifact(f"{path / _CASING}: cannot be read ({exc})") from exc
+            if not isinstance(casing, dict) or not all(isinstance(v, str) for v in casing.values()):
+                raise CorruptArtifact(f"{path / _CASING}: not a map of lower-case words to their usual form")
+            screen.casing = casing
         return screen.eval()
 
 
@@ -120,6 +175,26 @@ def _bags(sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tenso
     flat = torch.tensor([i for seq in sequences for i in seq], dtype=torch.long)
     offsets = torch.tensor([0, *np.cumsum([len(seq) for seq in sequences[:-1]]).tolist()], dtype=torch.long)
     return flat, offsets
+
+
+def word_casing(texts: Sequence[str], words: set[str] | None = None, share: float = 0.8) -> dict[str, str]:
+    """Lower-case word -> the form ``texts`` write it in inside a sentence, for the words written in one form that
+    is not lower case at least ``share`` of the time ("italy" -> "Italy", "nasa" -> "NASA"); only ``words`` when
+    given. A sentence's first word is not counted: its capital says nothing about the word. Words capitalised
+    only in names ("river": "River" in 61% of the corpus's uses, "Mississippi River") stay lower case."""
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(w for w in _WORD.findall(" ".join(text.split()[1:])))
+    forms: dict[str, Counter] = {}
+    for form, n in counts.items():
+        if words is None or form.lower() in words:
+            forms.setdefault(form.lower(), Counter())[form] = n
+    casing = {}
+    for key, seen in forms.items():
+        form, n = seen.most_common(1)[0]
+        if form != key and n >= share * sum(seen.values()):
+            casing[key] = form
+    return casing
 
 
 def encoder_tokenizer(encoder: "TextEncoder") -> "Tokenizer":
@@ -186,6 +261,7 @@ def train_screen(texts: Sequence[str], vectors: np.ndarray, tokenizer: "Tokenize
         seen[torch.tensor(ids[i], dtype=torch.long)] = True
     with torch.no_grad():
         screen.tokens.weight[~seen] = 0.0
+    screen.casing = word_casing([texts[i] for i in train.tolist()], set(screen._word_tables()[4]))
     screen.metrics = {"train_texts": len(train), "dev_texts": len(dev), "dev_cosine": round(dev_cosine(), 4),
                       "tokens_seen": int(seen.sum()), "train_config": cfg.to_dict()}
     return screen

@@ -56,7 +56,8 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
                    "no_repeat_ngram_size": Param("choice", choices=(0, 2, 3, 4)), "length_penalty": Param("float", 0.5, 2.0)},
     "hybrid": {"tau": Param("float", 0.85, 1.0), "num_steps": Param("int", 0, 20), "num_beams": Param("int", 0, 8),
                "num_samples": Param("int", 0, 8), "temperature": Param("float", 0.3, 1.5), "top_p": Param("float", 0.5, 1.0),
-               "residual_alpha": Param("float", 0.0, 1.5), "fluency_weight": Param("float", 0.0, 0.2)},
+               "residual_alpha": Param("float", 0.0, 1.5), "fluency_weight": Param("float", 0.0, 0.2),
+               "screen_words": Param("int", 0, 64)},
 }
 
 

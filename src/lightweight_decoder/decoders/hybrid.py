@@ -20,7 +20,10 @@
    pays for, at the per-text cost measured in this call. With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
    a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
    screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
-   screen also orders the pool's candidates when the budget cannot judge them all.
+   screen also orders the pool's candidates when the budget cannot judge them all. The screen also suggests
+   ``screen_words`` words per round for the edits to place besides the pool's: the words of the encoder's
+   vocabulary whose addition brings the current best closest to the target by its measure (often a name or a
+   topic word that no candidate holds; :meth:`~lightweight_decoder.screen.EmbeddingScreen.suggest_words`).
 
 The time budget makes the output depend on the machine's speed at that moment (what fits into the second
 differs from run to run). ``max_seconds=None`` removes it: the work is then bounded by ``max_encoder_calls``,
@@ -74,6 +77,7 @@ class HybridConfig(BaseConfig):
     edits_per_step: int = 48
     fluency_weight: float = 0.05  # x the generator's mean token log-probability (nats), added to the cosine; 0: cosine alone
     screen_proposals: int = 256  # edits proposed per round for a screen to rank; the judge takes its best (0: no screening)
+    screen_words: int = 32  # words the screen suggests per round for edits to place (0, or no screening: pool words only)
     residual_alpha: float = 0.5
     max_encoder_calls: int = 40
     max_seconds: float | None = 1.0  # None: no time limit, reproducible output (see the module docstring)
@@ -83,7 +87,7 @@ class HybridConfig(BaseConfig):
     def validate(self) -> None:
         _check(_is_number(self.tau) and -1 <= self.tau <= 1.01, f"tau must be a cosine in [-1, 1] (above 1 disables the fast path), got {self.tau!r}")
         self._check_ints("bank_k", "judge_k", "edits_per_step", "max_encoder_calls", minimum=1)
-        self._check_ints("num_beams", "num_samples", "num_steps", "screen_proposals", "seed", minimum=0)
+        self._check_ints("num_beams", "num_samples", "num_steps", "screen_proposals", "screen_words", "seed", minimum=0)
         _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
         _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(_is_number(self.residual_alpha) and self.residual_alpha >= 0,
@@ -95,9 +99,11 @@ class HybridConfig(BaseConfig):
         _check(self.judge_precision in PRECISIONS, f"judge_precision must be one of {PRECISIONS}, got {self.judge_precision!r}")
 
 
-def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) -> list[str]:
+def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int, suggested: list[str] | None = None) -> list[str]:
     """Up to ``n`` distinct edits of ``text``: substitute, insert or delete a word; replace a span with a
-    phrase from ``pool``; append a phrase. Words and phrases are drawn from ``pool`` (candidate texts).
+    phrase from ``pool``; append a phrase. Words and phrases are drawn from ``pool`` (candidate texts); given
+    ``suggested`` words (the screen's), a substitution or insertion places one of them instead of a pool word
+    half the time.
 
     Placed words are cased for their new place (:func:`fit_case`) and punctuated for it (the text keeps its
     one closing mark, at the end: a phrase is appended inside it), and an edit that puts a word twice in a
@@ -105,6 +111,7 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
     "flooded The village" from "flooded the village", and a repeated word can raise the cosine."""
     words = text.split()
     vocab = sorted({w for t in pool for w in t.split()})
+    suggested = list(dict.fromkeys(suggested or []))
     phrases = sorted({c.strip() for t in pool for c in _CLAUSE.split(t) if 1 < len(c.split()) <= 8})
     repeats = repeated_neighbours(words)
     capitalise_first = not words or not words[0][:1].islower()  # keep a lower-case text's convention
@@ -115,12 +122,13 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int) 
         attempts += 1
         op = rng.integers(5)
         i = int(rng.integers(len(words))) if words else 0
+        source = suggested if suggested and op < 2 and rng.integers(2) else vocab
         # a word or phrase placed inside the text loses its closing mark; one that ends the text takes the text's
-        if op == 0 and words and vocab:  # substitute a word
-            placed = with_closing([vocab[rng.integers(len(vocab))]], end if i == len(words) - 1 else "")
+        if op == 0 and words and source:  # substitute a word
+            placed = with_closing([source[rng.integers(len(source))]], end if i == len(words) - 1 else "")
             new = words[:i] + placed + words[i + 1:]
-        elif op == 1 and vocab:  # insert a word
-            placed = with_closing([vocab[rng.integers(len(vocab))]], "")
+        elif op == 1 and source:  # insert a word
+            placed = with_closing([source[rng.integers(len(source))]], "")
             new = words[:i] + placed + words[i:]
         elif op == 2 and len(words) > 1:  # delete a word
             placed = []
@@ -362,7 +370,8 @@ class HybridDecoder(TextDecoder):
                 break
             screening = self.screen is not None and cfg.screen_proposals > 0
             wanted = max(cfg.screen_proposals, cfg.edits_per_step) if screening else cfg.edits_per_step
-            edits = [e for e in propose_edits(judge.best, pool, rng, wanted) if e not in judge.known]
+            suggested = self.screen.suggest_words(judge.best, query, cfg.screen_words) if screening else []
+            edits = [e for e in propose_edits(judge.best, pool, rng, wanted, suggested) if e not in judge.known]
             # judge the ones the screen ranks best, not the first few
             edits, ranked = self._screened(edits, query, min(cfg.edits_per_step, max(affordable, 0)), cfg)
             screened += ranked
