@@ -20,7 +20,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -48,6 +48,16 @@ _CASING = "casing.json"
 _WORD = re.compile(r"[^\W\d_]{2,}|\d+")  # a token that is a whole word: 2+ letters, or digits
 
 
+class _WordTables(NamedTuple):
+    """What :meth:`EmbeddingScreen.suggest_words` scores: the whole-word tokens with a learned vector."""
+
+    ids: torch.Tensor  # their token ids
+    vectors: torch.Tensor  # their token vectors (rank space)
+    norms: torch.Tensor  # the squared norm of each one's projection
+    gram: torch.Tensor  # the projection's Gram matrix, project.T @ project
+    words: list[str]  # the words, as the vocabulary writes them
+
+
 class EmbeddingScreen(nn.Module):
     """Texts -> unit vectors in an encoder's space, from a learned bag of the encoder's tokens."""
 
@@ -61,7 +71,7 @@ class EmbeddingScreen(nn.Module):
         # lower-case word -> the form the training texts used most inside a sentence ("italy" -> "Italy"), for the
         # words the tokenizer lower-cases; see :func:`word_casing`
         self.casing: dict[str, str] = {}
-        self._words: tuple | None = None  # suggest_words' tables, built on first use
+        self._words: _WordTables | None = None  # suggest_words' tables, built on first use
 
     def __repr__(self) -> str:
         return f"EmbeddingScreen(encoder={self.encoder_name!r}, vocab={self.tokens.num_embeddings}, rank={self.rank}, dimension={self.dimension})"
@@ -98,21 +108,21 @@ class EmbeddingScreen(nn.Module):
         matrix, _ = as_query_matrix(query, self.dimension)
         if k < 1:
             return []
-        ids_, vectors, norms, gram, words = self._word_tables()
+        table = self._word_tables()
         held = self.tokenizer.encode(text, add_special_tokens=False).ids
         with torch.inference_mode():
             bag = self.tokens.weight[held].float().sum(0) if held else torch.zeros(self.rank)
             q = self.project.weight.float().T @ torch.from_numpy(matrix[0])  # the query in rank space
-            g = gram @ bag
+            g = table.gram @ bag
             # cosine of project(bag + token) to the query, for every word token at once
-            cosine = (bag @ q + vectors @ q) / torch.sqrt((bag @ g + 2 * (vectors @ g) + norms).clamp_min(1e-12))
-            cosine[torch.isin(ids_, torch.tensor(held, dtype=torch.long))] = -np.inf
-            top = torch.topk(cosine, min(k, len(words))).indices.tolist()
-        return [self.casing.get(words[i], words[i]) for i in top if cosine[i] > -np.inf]
+            squared_norm = bag @ g + 2 * (table.vectors @ g) + table.norms
+            cosine = (bag @ q + table.vectors @ q) / torch.sqrt(squared_norm.clamp_min(1e-12))
+            cosine[torch.isin(table.ids, torch.tensor(held, dtype=torch.long))] = -np.inf
+            top = torch.topk(cosine, min(k, len(table.words))).indices.tolist()
+        return [self.casing.get(table.words[i], table.words[i]) for i in top if cosine[i] > -np.inf]
 
-    def _word_tables(self) -> tuple:
-        """Ids, rank-space vectors and squared projected norms of the whole-word tokens with a learned vector; the
-        projection's Gram matrix; the words."""
+    def _word_tables(self) -> _WordTables:
+        """The whole-word tokens' tables, built once (the weights do not change after training or loading)."""
         if self._words is None:
             weight = self.tokens.weight.detach().float()
             vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
@@ -121,7 +131,7 @@ class EmbeddingScreen(nn.Module):
             ids_ = torch.tensor([i for i, _ in keep], dtype=torch.long)
             gram = self.project.weight.detach().float().T @ self.project.weight.detach().float()
             vectors = weight[ids_]
-            self._words = (ids_, vectors, ((vectors @ gram) * vectors).sum(1), gram, [w for _, w in keep])
+            self._words = _WordTables(ids_, vectors, ((vectors @ gram) * vectors).sum(1), gram, [w for _, w in keep])
         return self._words
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -261,7 +271,7 @@ def train_screen(texts: Sequence[str], vectors: np.ndarray, tokenizer: "Tokenize
         seen[torch.tensor(ids[i], dtype=torch.long)] = True
     with torch.no_grad():
         screen.tokens.weight[~seen] = 0.0
-    screen.casing = word_casing([texts[i] for i in train.tolist()], set(screen._word_tables()[4]))
+    screen.casing = word_casing([texts[i] for i in train.tolist()], set(screen._word_tables().words))
     screen.metrics = {"train_texts": len(train), "dev_texts": len(dev), "dev_cosine": round(dev_cosine(), 4),
                       "tokens_seen": int(seen.sum()), "train_config": cfg.to_dict()}
     return screen
