@@ -289,6 +289,42 @@ def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small
     assert resumed.model.config.cond_inject
 
 
+def test_init_from_grows_depth_without_changing_the_function(tmp_path, corpus, small_encoder):
+    from lightweight_decoder.errors import InvalidInput
+    from lightweight_decoder.train import _init_decoder
+
+    texts, vectors = corpus
+    source = create_generative_decoder("tiny", small_encoder.dimension, encoder_name=small_encoder.name, texts=texts,
+                                       cond_adaln=True, **{**TINY, "n_layer": 2})
+    with torch.no_grad():  # a trained-looking adaptive norm, so that moving its rows with their blocks is checked
+        source.model.adaln[-1].weight.normal_(0, 0.05)
+        source.model.adaln[-1].bias.normal_(0, 0.05)
+    source.save(tmp_path / "source")
+    cond, tokens = torch.from_numpy(vectors[:4]), torch.randint(3, 300, (4, 6))
+    grown = _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"n_layer": 5}, load_weights=True, seed=0)
+    assert grown.model.config.n_layer == 5 and len(grown.model.blocks) == 5
+    with torch.no_grad():
+        assert torch.allclose(grown.model(cond, tokens)[0], source.model(cond, tokens)[0], atol=1e-5)
+    # old blocks at 0 and 2 (5 * i // 2); the others start as copies with zeroed output projections
+    old, new = source.model.blocks, grown.model.blocks
+    assert torch.equal(new[2].attn.qkv.weight, old[1].attn.qkv.weight) and torch.equal(new[2].mlp.proj.weight, old[1].mlp.proj.weight)
+    for j, i in ((1, 0), (3, 1), (4, 1)):
+        assert torch.equal(new[j].attn.qkv.weight, old[i].attn.qkv.weight)
+        assert not new[j].attn.proj.weight.any() and not new[j].mlp.proj.weight.any()
+    with pytest.raises(InvalidInput, match="only n_layer may grow"):
+        _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"n_layer": 1}, load_weights=True, seed=0)
+
+    # training moves the new blocks' projections, and the run resumes with the grown shapes
+    cfg = TrainConfig(steps=6, batch_size=16, warmup_steps=1, eval_every=3, checkpoint_every=3, curriculum_steps=0, precision="fp32")
+    trained = train(tmp_path / "deeper", texts, vectors, encoder_name=small_encoder.name, train_config=cfg, model_overrides={"n_layer": 5},
+                    init_from=tmp_path / "source", show_progress_bar=False)
+    assert trained.model.blocks[1].attn.proj.weight.abs().sum() > 0
+    resumed = train(tmp_path / "deeper", texts, vectors, encoder_name=small_encoder.name, train_config=cfg.replace(steps=8),
+                    model_overrides={"n_layer": 5}, init_from=tmp_path / "source", show_progress_bar=False)
+    assert resumed.model.config.n_layer == 5
+    assert json.loads((tmp_path / "deeper" / "decoder" / "config.json").read_text())["metadata"]["steps"] == 8
+
+
 def test_generation_defaults_change_only_the_config(trained, small_encoder, tmp_path):
     import shutil
 

@@ -345,6 +345,10 @@ def bank_info(path: str) -> None:
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
               help="Dropout on attention weights and MLP outputs while training (against memorising a small corpus). "
                    "Default: as the preset or --init decoder (0).")
+@click.option("--layers", type=click.IntRange(min=1),
+              help="Transformer layers. With --init it may only grow: the new layers are inserted between the old ones "
+                   "as copies with zeroed output projections, so training continues from the same function with more "
+                   "capacity. Default: as the preset or --init decoder.")
 @click.option("--noise-std", type=click.FloatRange(0, 1), default=TrainConfig.noise_std, show_default=True,
               help="Gaussian noise on the input embeddings, relative size drawn up to this per sentence (0: none).")
 @click.option("--weights", type=click.Choice(WEIGHT_FORMATS), default="fp32", show_default=True,
@@ -352,7 +356,7 @@ def bank_info(path: str) -> None:
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
               init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
-              dropout: float | None, noise_std: float, weights: str) -> None:
+              dropout: float | None, layers: int | None, noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
 
     A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
@@ -362,6 +366,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
     Example:
       lightweight-decoder train --corpus sentences.txt --out my-decoder --preset small --minutes 30 --dev dev.txt
       lightweight-decoder train --corpus mine.txt --out tuned --init models/default/generative --steps 2000
+      lightweight-decoder train --corpus mine.txt --out deeper --init models/default/generative --layers 8 --steps 2000
       lightweight-decoder train --bank my-bank --out from-bank --minutes 60
     """
     from .encoder import TextEncoder
@@ -401,6 +406,8 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         overrides["cond_adaln"] = adaln
     if dropout is not None:
         overrides["dropout"] = dropout
+    if layers is not None:
+        overrides["n_layer"] = layers
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources,
                     weights=weights)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .config import BaseConfig, _check, _is_int, _is_number
 
-__all__ = ["ModelConfig", "PrefixLM", "PRESETS"]
+__all__ = ["ModelConfig", "PrefixLM", "PRESETS", "grown_state_dict"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the original design's budget: <= 1M parameters
@@ -308,3 +308,41 @@ class PrefixLM(nn.Module):
             x, layer_cache = block(x, cos, sin, None if cache is None else cache[i], mod=mod)
             new_cache.append(layer_cache)
         return self.lm_head(self.norm(x[:, -1])), new_cache
+
+
+def grown_state_dict(state: dict[str, torch.Tensor], old_layers: int, new_layers: int) -> dict[str, torch.Tensor]:
+    """A ``PrefixLM`` state dict with ``old_layers`` blocks -> one for ``new_layers`` that computes the same function.
+
+    Depth growth for continued training: the old blocks keep their order, spread evenly among the new ones
+    (4 -> 8 puts a new block after each old one). A new block starts as a copy of the old block before it
+    with its attention and MLP output projections zeroed, so it adds nothing to the residual stream until
+    training moves those projections (the function is unchanged at step 0), while its copied internals give
+    the gradient useful features from the first step. Rows of an adaptive-norm head move with their blocks;
+    a new block's rows are zero (no modulation).
+
+    >>> cfg = ModelConfig.preset("tiny", embedding_dim=8)
+    >>> grown = grown_state_dict(PrefixLM(cfg).state_dict(), 2, 3)
+    >>> sorted({k.split(".")[1] for k in grown if k.startswith("blocks.")})
+    ['0', '1', '2']
+    """
+    if not 1 <= old_layers <= new_layers:
+        raise ValueError(f"depth can only grow: {old_layers} -> {new_layers} layers")
+    # where each old block goes, and which old block each new position copies
+    position = [i * new_layers // old_layers for i in range(old_layers)]
+    source = [max(i for i, pos in enumerate(position) if pos <= j) for j in range(new_layers)]
+    out = {k: v for k, v in state.items() if not k.startswith("blocks.") and not k.startswith("adaln.2.")}
+    for j, i in enumerate(source):
+        fresh = j not in position
+        for key, value in state.items():
+            prefix = f"blocks.{i}."
+            if key.startswith(prefix):
+                rest = key[len(prefix):]
+                zero = fresh and rest in ("attn.proj.weight", "mlp.proj.weight")
+                out[f"blocks.{j}.{rest}"] = torch.zeros_like(value) if zero else value.clone()
+    for key in ("adaln.2.weight", "adaln.2.bias"):
+        if key in state:
+            old = state[key].reshape(old_layers, -1, *state[key].shape[1:])
+            new = old.new_zeros((new_layers, *old.shape[1:]))
+            new[position] = old
+            out[key] = new.reshape(-1, *state[key].shape[1:])
+    return out

@@ -163,26 +163,30 @@ def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: st
     import torch
 
     from .decoders.generative import GenerativeDecoder
-    from .model import ModelConfig, PrefixLM
+    from .model import ModelConfig, PrefixLM, grown_state_dict
 
     source = GenerativeDecoder.load(path)
     if source.encoder_name != encoder_name or source.embedding_dim != dimension:
         raise IncompatibleArtifact(f"--init decoder {path} is for {source.encoder_name} ({source.embedding_dim}-D); "
                                    f"this run trains for {encoder_name} ({dimension}-D)")
     shape_keys = {"vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "embedding_dim"}
-    changed = sorted(shape_keys & set(overrides))
+    old_layers = source.model.config.n_layer
+    new_layers = overrides.get("n_layer", old_layers)
+    changed = sorted(k for k in shape_keys & set(overrides) if k != "n_layer" or new_layers < old_layers)
     if changed:
-        raise InvalidInput(f"--init keeps the decoder's shapes; cannot override {changed}")
+        raise InvalidInput(f"--init keeps the decoder's shapes (only n_layer may grow, from {old_layers}); cannot override {changed}")
     torch.manual_seed(seed)
     model = PrefixLM(ModelConfig.from_dict({**source.model.config.to_dict(), **overrides}))
     if load_weights:
-        missing, unexpected = model.load_state_dict(source.model.state_dict(), strict=False)
+        state = grown_state_dict(source.model.state_dict(), old_layers, new_layers)
+        missing, unexpected = model.load_state_dict(state, strict=False)
         # parts an override may add: zero-initialised (adaln's first layer is random, but feeds only its zeroed last one)
         added = {"cond_proj.weight", "adaln.0.weight", "adaln.0.bias", "adaln.2.weight", "adaln.2.bias"}
         if unexpected or set(missing) - added:
             raise IncompatibleArtifact(f"--init decoder {path} does not fit: missing {sorted(set(missing) - added)}, "
                                        f"unexpected {sorted(unexpected)}")
-        logger.info("initialised from %s%s", path, f" (new, zero-initialised: {sorted(missing)})" if missing else "")
+        logger.info("initialised from %s%s%s", path, f" (new, zero-initialised: {sorted(missing)})" if missing else "",
+                    f"; {new_layers - old_layers} new layers (zeroed output projections)" if new_layers > old_layers else "")
     history = {"path": str(path), **{k: v for k, v in source.metadata.items() if k != "train_config"}}
     return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, metadata={"initialised_from": history})
 
