@@ -331,14 +331,16 @@ def grown_state_dict(state: dict[str, torch.Tensor], old_layers: int, new_layers
     position = [i * new_layers // old_layers for i in range(old_layers)]
     source = [max(i for i, pos in enumerate(position) if pos <= j) for j in range(new_layers)]
     out = {k: v for k, v in state.items() if not k.startswith("blocks.") and not k.startswith("adaln.2.")}
+    blocks: list[dict[str, torch.Tensor]] = [{} for _ in range(old_layers)]  # old block -> its tensors by name inside it
+    for key, value in state.items():
+        if key.startswith("blocks."):
+            _, index, rest = key.split(".", 2)
+            blocks[int(index)][rest] = value
     for j, i in enumerate(source):
         fresh = j not in position
-        for key, value in state.items():
-            prefix = f"blocks.{i}."
-            if key.startswith(prefix):
-                rest = key[len(prefix):]
-                zero = fresh and rest in ("attn.proj.weight", "mlp.proj.weight")
-                out[f"blocks.{j}.{rest}"] = torch.zeros_like(value) if zero else value.clone()
+        for rest, value in blocks[i].items():
+            zero = fresh and rest in ("attn.proj.weight", "mlp.proj.weight")
+            out[f"blocks.{j}.{rest}"] = torch.zeros_like(value) if zero else value.clone()
     for key in ("adaln.2.weight", "adaln.2.bias"):
         if key in state:
             old = state[key].reshape(old_layers, -1, *state[key].shape[1:])

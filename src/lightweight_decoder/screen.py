@@ -128,10 +128,11 @@ class EmbeddingScreen(nn.Module):
             vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
             keep = [(i, tok.lstrip("\u0120\u2581")) for tok, i in vocab  # byte-level BPE and SentencePiece word starts
                     if not tok.startswith("##") and _WORD.fullmatch(tok.lstrip("\u0120\u2581")) and bool(weight[i].any())]
-            ids_ = torch.tensor([i for i, _ in keep], dtype=torch.long)
-            gram = self.project.weight.detach().float().T @ self.project.weight.detach().float()
-            vectors = weight[ids_]
-            self._words = _WordTables(ids_, vectors, ((vectors @ gram) * vectors).sum(1), gram, [w for _, w in keep])
+            ids = torch.tensor([i for i, _ in keep], dtype=torch.long)
+            project = self.project.weight.detach().float()
+            gram = project.T @ project
+            vectors = weight[ids]
+            self._words = _WordTables(ids, vectors, ((vectors @ gram) * vectors).sum(1), gram, [w for _, w in keep])
         return self._words
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -194,7 +195,7 @@ def word_casing(texts: Sequence[str], words: set[str] | None = None, share: floa
     only in names ("river": "River" in 61% of the corpus's uses, "Mississippi River") stay lower case."""
     counts: Counter = Counter()
     for text in texts:
-        counts.update(w for w in _WORD.findall(" ".join(text.split()[1:])))
+        counts.update(_WORD.findall(" ".join(text.split()[1:])))
     forms: dict[str, Counter] = {}
     for form, n in counts.items():
         if words is None or form.lower() in words:
