@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     meta = json.loads((MODEL / "config.json").read_text())
-    m, t = meta["model"], meta["metadata"]
+    m, t, mem = meta["model"], meta["metadata"], meta.get("memory", {})
     log = [json.loads(line) for line in (MODEL / "train_log.jsonl").read_text().splitlines()]
     bench = json.loads((RESULTS / "generative.json").read_text())
     changed = changed_generation(meta.get("generation", {}))
@@ -101,6 +101,8 @@ def main() -> None:
         f"{m['prefix_len']} vectors (an MLP maps the embedding to them)"
         + (" and a linear map of the embedding added to every token's input" if m.get("cond_inject") else "")
         + (", and the embedding scales and shifts the normalised input of every sublayer (adaptive norm)" if m.get("cond_adaln") else "")
+        + (f". Before the prefix it reads {m['memory_len']} candidate tokens retrieved for the embedding from a phrase bank "
+           "(the word pieces of the bank's nearest texts)" if m.get("memory_len") else "")
         + ", and was trained on this project's corpus on a 2-core CPU.",
         "",
         "| | |",
@@ -111,6 +113,10 @@ def main() -> None:
         + (f"; adaptive norm: a {m['embedding_dim']} -> {m['d_model']} -> {m['n_layer']}x4x{m['d_model']} MLP gives each "
            "sublayer's input a scale and shift" if m.get("cond_adaln") else "")
         + f"; auxiliary bag-of-tokens loss (weight {m['bow_loss_weight']}) |",
+        *([f"| memory | {m['memory_len']} token slots before the prefix: the distinct token ids of the {mem['neighbours']} nearest texts in "
+           f"the bank `{mem['bank']}` (the shipped phrase bank when `default`), in rank order, {len(mem['skip_ids'])} frequent tokens "
+           f"(in > 2% of the training sentences) left out; {t['train_config'].get('memory_dropout', 0):.0%} of training sentences saw "
+           "them empty, so it also decodes without a bank |"] if m.get("memory_len") else []),
         f"| tokenizer | byte-level BPE, {m['vocab_size']:,} tokens, cased, trained on the training sentences |",
         f"| max length | {m['max_len']} tokens |",
         f"| decoding defaults | {decoding_name(meta.get('generation', {}))} (`lightweight-decoder generation-defaults` shows and changes them) |",

@@ -222,6 +222,35 @@ def test_train_then_roundtrip_generative(tmp_path):
     assert missing.exit_code == 1 and "train one" in missing.output
 
 
+def test_train_with_memory_then_decode_through_the_hybrid(tmp_path, small_bank):
+    """--memory-len adds candidate-word slots filled from --memory-bank; the decoder names that bank, and a hybrid over
+    the same bank lends it to the generator instead of loading it twice."""
+    from lightweight_decoder.loading import load_decoder
+
+    from .conftest import BANK_TEXTS
+
+    bank_dir = tmp_path / "bank"
+    small_bank.save(bank_dir)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(BANK_TEXTS * 5) + "\n")
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--preset", "tiny", "--steps", "4",
+                                   "--encoder", "all-MiniLM-L6-v2", "--batch-size", "8", "--eval-every", "2", "--cache", str(tmp_path / "emb"),
+                                   "--memory-len", "12", "--memory-bank", str(bank_dir), "--memory-neighbours", "2"])
+    assert trained.exit_code == 0, trained.output
+    saved = json.loads((tmp_path / "gen" / "decoder" / "config.json").read_text())
+    assert saved["model"]["memory_len"] == 12 and saved["memory"]["bank"] == str(bank_dir.resolve()) and saved["memory"]["neighbours"] == 2
+    hybrid, _ = load_decoder("hybrid", bank_path=str(bank_dir), generative_path=str(tmp_path / "gen"))
+    assert hybrid.generator.retriever.bank is hybrid.phrase.bank
+    alone, _ = load_decoder("generative", generative_path=str(tmp_path / "gen"))
+    assert alone.retriever.bank is not hybrid.phrase.bank and len(alone.retriever.bank) == len(BANK_TEXTS)
+    (tmp_path / "in.txt").write_text(BANK_TEXTS[1] + "\n")
+    rt = runner.invoke(main, ["roundtrip", "--decoder", "hybrid", "--bank", str(bank_dir), "--generative", str(tmp_path / "gen"),
+                              "--input", str(tmp_path / "in.txt"), "--jsonl"])
+    assert rt.exit_code == 0, rt.output
+    assert json.loads(rt.output.splitlines()[0])["output"] == BANK_TEXTS[1]  # in the bank: the fast path
+
+
 def test_train_from_a_bank_without_vectors(tmp_path, small_encoder):
     """A bank's texts and the vectors its PQ index decodes are training pairs; the run records how close they were."""
     from lightweight_decoder.config import PhraseBankConfig

@@ -191,8 +191,8 @@ def test_schedule_and_curriculum():
     ids = [[5] * n for n in range(2, 20)]
     batches = _Batches(ids, np.ones((len(ids), 4), np.float32), cfg.replace(batch_size=4), max_len=20, pad_id=0, bos_id=1)
     assert batches.allowed_length(0) == 4 and batches.allowed_length(50) == 20
-    _, inputs, targets = batches.get(0)
-    assert inputs.shape[1] <= 5 and (inputs[:, 0] == 1).all()
+    _, inputs, targets, memory = batches.get(0)
+    assert inputs.shape[1] <= 5 and (inputs[:, 0] == 1).all() and memory is None  # no memory slots, no memory rows
 
 
 def test_length_grouping_pads_less_and_replays_exactly():
@@ -210,7 +210,7 @@ def test_length_grouping_pads_less_and_replays_exactly():
     batches = _Batches(ids, vectors, cfg, max_len=64, pad_id=0, bos_id=1)
     again = _Batches(ids, vectors, cfg, max_len=64, pad_id=0, bos_id=1)
     for step in (0, 5, 13):  # a function of the step alone, mid-megabatch too (resuming replays nothing)
-        assert all(torch.equal(a, b) for a, b in zip(batches.get(step), again.get(step)))
+        assert all(torch.equal(a, b) for a, b in zip(batches.get(step)[:3], again.get(step)[:3]))
     widths = [batches.get(step)[1].shape[1] for step in range(8)]
     assert widths == sorted(widths)  # one megabatch, served shortest first
 

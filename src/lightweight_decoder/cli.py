@@ -349,6 +349,13 @@ def bank_info(path: str) -> None:
               help="Transformer layers. With --init it may only grow: the new layers are inserted between the old ones "
                    "as copies with zeroed output projections, so training continues from the same function with more "
                    "capacity. Default: as the preset or --init decoder.")
+@click.option("--memory-len", type=click.IntRange(min=0),
+              help="Token slots for candidate words retrieved from a phrase bank (the word pieces of its nearest texts), "
+                   "read before the prefix. With --init they are added to the decoder. 0: none. Default: as the preset or --init decoder.")
+@click.option("--memory-bank", type=click.Path(exists=True, file_okay=False),
+              help="The phrase bank the memory is retrieved from, when training and when decoding (the decoder names it). "
+                   "Default: the --init decoder's, else the shipped bank.")
+@click.option("--memory-neighbours", type=click.IntRange(min=1), help="How many of the bank's nearest texts fill the memory (default 8).")
 @click.option("--noise-std", type=click.FloatRange(0, 1), default=TrainConfig.noise_std, show_default=True,
               help="Gaussian noise on the input embeddings, relative size drawn up to this per sentence (0: none).")
 @click.option("--weights", type=click.Choice(WEIGHT_FORMATS), default="fp32", show_default=True,
@@ -356,7 +363,8 @@ def bank_info(path: str) -> None:
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
               init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
-              dropout: float | None, layers: int | None, noise_std: float, weights: str) -> None:
+              dropout: float | None, layers: int | None, memory_len: int | None, memory_bank: str | None, memory_neighbours: int | None,
+              noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
 
     A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
@@ -367,6 +375,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
       lightweight-decoder train --corpus sentences.txt --out my-decoder --preset small --minutes 30 --dev dev.txt
       lightweight-decoder train --corpus mine.txt --out tuned --init models/default/generative --steps 2000
       lightweight-decoder train --corpus mine.txt --out deeper --init models/default/generative --layers 8 --steps 2000
+      lightweight-decoder train --corpus mine.txt --out reader --init models/default/generative --memory-len 64 --steps 2000
       lightweight-decoder train --bank my-bank --out from-bank --minutes 60
     """
     from .encoder import TextEncoder
@@ -408,9 +417,19 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         overrides["dropout"] = dropout
     if layers is not None:
         overrides["n_layer"] = layers
+    if memory_len is not None:
+        overrides["memory_len"] = memory_len
+    memory = None
+    if memory_bank is not None or memory_neighbours is not None:
+        from .memory import MemoryConfig
+        from .paths import default_paths
+
+        # the shipped bank is named "default", so a decoder trained on it stays portable with the repository
+        named = "default" if memory_bank is None or Path(memory_bank).resolve() == default_paths()["bank"].resolve() else str(Path(memory_bank).resolve())
+        memory = MemoryConfig(bank=named, **({"neighbours": memory_neighbours} if memory_neighbours else {}))
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources,
-                    weights=weights)
+                    weights=weights, memory=memory)
     click.echo(f"trained {decoder.num_parameters:,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
 
 

@@ -121,27 +121,31 @@ def _sample(logits: torch.Tensor, cfg: GenerationConfig, generator: torch.Genera
 
 
 @torch.no_grad()
-def generate(model: "PrefixLM", cond: torch.Tensor, config: GenerationConfig | None = None) -> list[list[Hypothesis]]:
-    """Generate for a batch of embeddings ``cond`` (B, E); per row, ``num_return_sequences`` hypotheses, best first."""
+def generate(model: "PrefixLM", cond: torch.Tensor, config: GenerationConfig | None = None,
+             memory: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+    """Generate for a batch of embeddings ``cond`` (B, E); per row, ``num_return_sequences`` hypotheses, best first.
+
+    ``memory`` (B, memory_len) holds each row's retrieved token ids for a model with memory slots (None: empty)."""
     cfg = config or GenerationConfig()
     cfg.validate()
     for setting in cfg.ignored_settings():
         warnings.warn(f"generation setting {setting} has no effect with do_sample={cfg.do_sample}, num_beams={cfg.num_beams}", UserWarning, stacklevel=2)
     model.eval()
     if cfg.num_beams > 1:
-        return _beam_search(model, cond, cfg)
-    return _greedy_or_sample(model, cond, cfg)
+        return _beam_search(model, cond, cfg, memory)
+    return _greedy_or_sample(model, cond, cfg, memory)
 
 
-def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -> list[list[Hypothesis]]:
+def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig, memory: torch.Tensor | None) -> list[list[Hypothesis]]:
     mc = model.config
     n = cfg.num_return_sequences
     cond = cond.repeat_interleave(n, dim=0)
+    memory = None if memory is None else memory.repeat_interleave(n, dim=0)
     N = cond.shape[0]
     generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
-    logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long))
-    state = model.conditioning(cond)
-    position = mc.prefix_len + 1
+    logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long), memory)
+    state = model.conditioning(cond, memory)
+    position = mc.context_len + 1
     histories: list[list[int]] = [[] for _ in range(N)]
     scores = torch.zeros(N)
     # rows still generating; logits, cache and state hold only these, so a finished row costs nothing more
@@ -174,13 +178,14 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     return [sorted(group, key=lambda h: -h.score) for group in out]
 
 
-def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig) -> list[list[Hypothesis]]:
+def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig, memory: torch.Tensor | None) -> list[list[Hypothesis]]:
     mc = model.config
     B, nb = cond.shape[0], cfg.num_beams
     cond = cond.repeat_interleave(nb, dim=0)
-    logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long))
-    state = model.conditioning(cond)  # a reordered beam stays within its sentence's rows, so this never needs reordering
-    position = mc.prefix_len + 1
+    memory = None if memory is None else memory.repeat_interleave(nb, dim=0)
+    logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long), memory)
+    state = model.conditioning(cond, memory)  # a reordered beam stays within its sentence's rows, so this never needs reordering
+    position = mc.context_len + 1
     beam_scores = torch.zeros(B, nb)
     beam_scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
     beams: list[list[int]] = [[] for _ in range(B * nb)]

@@ -31,14 +31,16 @@ def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any
 def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
                  model: str | None = None, encoder: Any = None, nprobe: int | None = None,
-                 quantize: str | None = None, screen_path: str | None = None) -> tuple[Any, Any]:
+                 quantize: str | None = None, screen_path: str | None = None, memory_bank: Any = None) -> tuple[Any, Any]:
     """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
     ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`);
     ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`).
     The hybrid takes the screen at ``screen_path``, or the shipped one when it was trained for the encoder in use
-    (see :mod:`lightweight_decoder.screen`).
+    (see :mod:`lightweight_decoder.screen`). A generative decoder with memory slots reads its memory from
+    ``memory_bank`` when given (the hybrid passes its own bank when it is the one the generator names), else
+    from the bank its config names.
     Returns ``(decoder, encoder)``.
 
     >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
@@ -53,7 +55,8 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
 
         phrase, encoder = load_decoder("phrase", bank_path=bank_path, top_k=top_k, model=model, encoder=encoder, nprobe=nprobe)
         try:
-            generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder, quantize=quantize)
+            shared = phrase.bank if _memory_bank_path(generative_path) == Path(bank_path or default_paths()["bank"]).resolve() else None
+            generator, _ = load_decoder("generative", generative_path=generative_path, encoder=encoder, quantize=quantize, memory_bank=shared)
         except (ModelNotFound, IncompatibleArtifact) as exc:
             if generative_path is not None:  # asked for by path: it must load
                 raise
@@ -71,7 +74,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         if not (path / "config.json").exists():
             raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
         encoder = _artifact_encoder(path, model, encoder)
-        decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize)
+        decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize, memory_bank=memory_bank)
         gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
         decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
         return decoder, encoder
@@ -90,6 +93,20 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     config = PhraseDecoderConfig.load(config_file) if config_file else PhraseDecoderConfig()
     changes = {k: v for k, v in {"method": method, "top_k": top_k}.items() if v is not None}
     return PhraseBankDecoder(loaded, config.replace(**changes), encoder=encoder), encoder
+
+
+def _memory_bank_path(generative_path: str | None) -> Path | None:
+    """The bank folder a generative decoder's memory reads (resolved), or None (no memory, or no decoder there)."""
+    from .decoders.generative import _decoder_folder
+    from .memory import MemoryConfig
+    from .paths import default_paths
+
+    config = _decoder_folder(generative_path or default_paths()["generative"]) / "config.json"
+    try:
+        memory = json.loads(config.read_text()).get("memory")
+        return MemoryConfig.from_dict(memory).bank_path().resolve() if memory else None
+    except (OSError, ValueError):  # a missing or broken decoder is reported when it is loaded
+        return None
 
 
 def load_screen(path: str | None, encoder: Any) -> Any:

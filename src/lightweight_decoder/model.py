@@ -7,7 +7,14 @@ token's input (Optimus's "embedding" injection beside the prefix "memory"), a di
 use from the first steps. With ``cond_adaln`` the embedding also scales and shifts the normalised input of
 every attention and MLP sublayer (adaptive layer norm, as in DiT's adaLN), so each layer is conditioned
 directly rather than only through what attention reads from the prefix. An auxiliary head predicts the sentence's bag of tokens from the prefix, which
-makes the prefix carry the content (the language model alone can lower its loss while ignoring it).
+makes the prefix carry the content (the language model alone can lower its loss while ignoring it). With
+``memory_len > 0`` the model also reads ``memory_len`` token ids before the prefix: candidate words retrieved
+for the embedding (see :mod:`lightweight_decoder.memory`), marked by a learned type vector. Before, not after:
+rotary positions are relative, so the prefix stays as near the text as in a model trained without memory, and
+such a model (``train --init``) gains the slots without its learned prefix-to-text attention moving. Attention
+alone did not learn to copy from them (600 steps from the shipped model: held-out NLL the same with the memory
+emptied), so a copy gate adds ``gate(h)`` to the logit of every token the memory holds, as a pointer-generator
+adds a copy distribution: the model decides per position how much to trust the memory. Zero-initialised.
 
 >>> cfg = ModelConfig.preset("tiny", embedding_dim=384)
 >>> model = PrefixLM(cfg)
@@ -58,6 +65,8 @@ class ModelConfig(BaseConfig):
     # per-layer scale/shift from the embedding (adaptive norm); zero-initialised like cond_inject
     cond_adaln: bool = False
     bow_loss_weight: float = 0.5
+    # token slots before the prefix for retrieved candidate words (0: none)
+    memory_len: int = 0
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -65,6 +74,7 @@ class ModelConfig(BaseConfig):
     def validate(self) -> None:
         self._check_ints("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len",
                          minimum=1)
+        self._check_ints("memory_len", minimum=0)
         _check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
         _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
         _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
@@ -74,6 +84,11 @@ class ModelConfig(BaseConfig):
         ids = (self.pad_id, self.bos_id, self.eos_id)
         _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
                f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
+
+    @property
+    def context_len(self) -> int:
+        """Positions before the text: the prefix vectors and the memory slots."""
+        return self.prefix_len + self.memory_len
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
@@ -206,7 +221,11 @@ class PrefixLM(nn.Module):
         # auxiliary bag-of-tokens head, tied to the token embeddings too: the prefix must point at the
         # sentence's tokens in the same space the language model reads them from
         self.bow_bias = nn.Parameter(torch.zeros(cfg.vocab_size))
-        cos, sin = rotary_tables(cfg.prefix_len + cfg.max_len + 1, cfg.d_model // cfg.n_head, cfg.rope_base)
+        # added to every memory slot's token embedding: these tokens are candidates, not text already written
+        self.memory_type = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.memory_len else None
+        # copy gate: hidden state -> logit bonus for the tokens in memory (zero-initialised below)
+        self.memory_gate = nn.Linear(cfg.d_model, 1) if cfg.memory_len else None
+        cos, sin = rotary_tables(cfg.context_len + cfg.max_len + 1, cfg.d_model // cfg.n_head, cfg.rope_base)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
@@ -218,6 +237,9 @@ class PrefixLM(nn.Module):
         if self.adaln is not None:
             nn.init.zeros_(self.adaln[-1].weight)
             nn.init.zeros_(self.adaln[-1].bias)
+        if self.memory_gate is not None:
+            nn.init.zeros_(self.memory_gate.weight)
+            nn.init.zeros_(self.memory_gate.bias)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -229,53 +251,88 @@ class PrefixLM(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def conditioning(self, cond: torch.Tensor) -> torch.Tensor | None:
+    def conditioning(self, cond: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor | None:
         """Per-row state that :meth:`step` needs besides the cache, (B, 1, K); None when there is none.
 
-        It holds ``cond_inject``'s addition to every text token's input (C values) and ``cond_adaln``'s
-        per-layer scales and shifts (n_layer * 4 * C). Callers treat it as opaque: rows may be selected
-        with ``index_select(0, rows)`` like the cache.
+        It holds ``cond_inject``'s addition to every text token's input (C values), ``cond_adaln``'s
+        per-layer scales and shifts (n_layer * 4 * C) and, with memory slots, which tokens the memory holds
+        (V values, 1 or 0; all 0 without ``memory``). Callers treat it as opaque: rows may be selected with
+        ``index_select(0, rows)`` like the cache.
         """
         parts = []
         if self.cond_proj is not None:
             parts.append(self.cond_proj(_unit_variance(cond)))
         if self.adaln is not None:
             parts.append(self.adaln(_unit_variance(cond)))
+        if self.memory_gate is not None:
+            parts.append(self._memory_mask(cond, memory))
         return torch.cat(parts, dim=-1)[:, None] if parts else None
 
-    def _split(self, state: torch.Tensor | None) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-        """:meth:`conditioning`'s state -> (injection (B, 1, C) or None, per-layer mods (B, 1, 4, C) or Nones)."""
+    def _memory_mask(self, cond: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        """(B, V): 1 for each token id the row's memory holds (pad never), else 0."""
+        mask = torch.zeros(cond.shape[0], self.config.vocab_size, dtype=cond.dtype, device=cond.device)
+        if memory is not None:
+            mask.scatter_(1, memory, 1.0)
+            mask[:, self.config.pad_id] = 0.0
+        return mask
+
+    def _split(self, state: torch.Tensor | None) -> tuple[torch.Tensor | None, list[torch.Tensor | None], torch.Tensor | None]:
+        """:meth:`conditioning`'s state -> (injection (B, 1, C) or None, per-layer mods (B, 1, 4, C) or Nones,
+        memory mask (B, 1, V) or None)."""
         C, L = self.config.d_model, self.config.n_layer
         if state is None:
-            return None, [None] * L
+            return None, [None] * L, None
         inject = state[..., :C] if self.cond_proj is not None else None
-        if self.adaln is None:
-            return inject, [None] * L
-        mods = state[..., state.shape[-1] - L * 4 * C:].reshape(state.shape[0], 1, L, 4, C)
-        return inject, [mods[:, :, i] for i in range(L)]
+        mods: list[torch.Tensor | None] = [None] * L
+        if self.adaln is not None:
+            start = C if self.cond_proj is not None else 0
+            table = state[..., start: start + L * 4 * C].reshape(state.shape[0], 1, L, 4, C)
+            mods = [table[:, :, i] for i in range(L)]
+        mask = state[..., state.shape[-1] - self.config.vocab_size:] if self.memory_gate is not None else None
+        return inject, mods, mask
+
+    def _logits(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Normalised hidden states (B, T, C) -> logits (B, T, V), with the copy gate's bonus on memory tokens."""
+        logits = self.lm_head(h)
+        return logits if mask is None else logits + self.memory_gate(h) * mask
+
+    def _context(self, cond: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
+        """The memory slots, then the prefix vectors: (B, M + P, C). No ``memory`` reads as empty slots (all pad)."""
+        prefix = self.prefix(cond)  # (B, P, C)
+        if self.memory_type is None:
+            if memory is not None:
+                raise ValueError("this model has no memory slots (memory_len 0)")
+            return prefix
+        M = self.config.memory_len
+        if memory is None:
+            memory = torch.full((cond.shape[0], M), self.config.pad_id, dtype=torch.long, device=cond.device)
+        if memory.shape != (cond.shape[0], M):
+            raise ValueError(f"memory must be (batch, {M}) token ids, got {tuple(memory.shape)}")
+        return torch.cat([self.tok_emb(memory) + self.memory_type, prefix], dim=1)
 
     def _embed(self, tokens: torch.Tensor, inject: torch.Tensor | None) -> torch.Tensor:
         x = self.tok_emb(tokens)  # (B, T, C)
         return x if inject is None else x + inject
 
     def forward(self, cond: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor | None = None,
-                bow_targets: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
-        """cond (B, E), tokens (B, T) starting with BOS -> logits (B, T, V) and, with targets, the losses."""
+                bow_targets: torch.Tensor | None = None,
+                memory: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """cond (B, E), tokens (B, T) starting with BOS, memory (B, M) token ids or None -> logits (B, T, V) and,
+        with targets, the losses."""
         B, T = tokens.shape
-        prefix = self.prefix(cond)  # (B, P, C)
-        inject, mods = self._split(self.conditioning(cond))
-        x = torch.cat([prefix, self._embed(tokens, inject)], dim=1)  # (B, P+T, C)
+        inject, mods, mask = self._split(self.conditioning(cond, memory))
+        x = torch.cat([self._context(cond, memory), self._embed(tokens, inject)], dim=1)  # (B, M+P+T, C)
         cos, sin = self.rope_cos[: x.shape[1]], self.rope_sin[: x.shape[1]]
         for block, mod in zip(self.blocks, mods):
             x, _ = block(x, cos, sin, mod=mod)
         h = self.norm(x)
-        logits = self.lm_head(h[:, self.config.prefix_len:])  # (B, T, V)
+        logits = self._logits(h[:, self.config.context_len:], mask)  # (B, T, V)
         if targets is None:
             return logits, None
         lm = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.config.pad_id)
         losses = {"lm": lm, "loss": lm}
         if bow_targets is not None and self.config.bow_loss_weight > 0:
-            bow_logits = (h[:, : self.config.prefix_len].mean(1) @ self.tok_emb.weight.T + self.bow_bias).float()  # (B, V)
+            bow_logits = (h[:, self.config.memory_len: self.config.context_len].mean(1) @ self.tok_emb.weight.T + self.bow_bias).float()  # (B, V)
             # cross-entropy against the normalised bag: a mean BCE over V entries is dominated by the V - |bag|
             # absent tokens and gives the prefix almost no gradient
             bag = bow_targets / bow_targets.sum(1, keepdim=True).clamp_min(1.0)
@@ -286,17 +343,17 @@ class PrefixLM(nn.Module):
 
     # ---- incremental decoding (used by generation.py) -----------------------------------------
     @torch.no_grad()
-    def start(self, cond: torch.Tensor, bos: torch.Tensor) -> tuple[torch.Tensor, list]:
-        """Run prefix + BOS; return logits for the first text token (B, V) and the KV cache."""
-        state = self.conditioning(cond)
-        x = torch.cat([self.prefix(cond), self._embed(bos[:, None], self._split(state)[0])], dim=1)  # (B, P+1, C)
+    def start(self, cond: torch.Tensor, bos: torch.Tensor, memory: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        """Run memory, prefix and BOS; return logits for the first text token (B, V) and the KV cache."""
+        state = self.conditioning(cond, memory)
+        x = torch.cat([self._context(cond, memory), self._embed(bos[:, None], self._split(state)[0])], dim=1)  # (B, M+P+1, C)
         return self._run(x, 0, None, state)
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, cache: list, position: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
         """Feed one token per row at absolute ``position``; return next-token logits (B, V) and the cache.
 
-        ``state`` is :meth:`conditioning` of the rows' embeddings (computed once per generation).
+        ``state`` is :meth:`conditioning` of the rows' embeddings and memory (computed once per generation).
         """
         return self._run(self._embed(token[:, None], self._split(state)[0]), position, cache, state)
 
@@ -304,10 +361,11 @@ class PrefixLM(nn.Module):
         T = x.shape[1]
         cos, sin = self.rope_cos[offset: offset + T], self.rope_sin[offset: offset + T]
         new_cache = []
-        for i, (block, mod) in enumerate(zip(self.blocks, self._split(state)[1])):
+        _, mods, mask = self._split(state)
+        for i, (block, mod) in enumerate(zip(self.blocks, mods)):
             x, layer_cache = block(x, cos, sin, None if cache is None else cache[i], mod=mod)
             new_cache.append(layer_cache)
-        return self.lm_head(self.norm(x[:, -1])), new_cache
+        return self._logits(self.norm(x[:, -1:]), mask)[:, 0], new_cache
 
 
 def grown_state_dict(state: dict[str, torch.Tensor], old_layers: int, new_layers: int) -> dict[str, torch.Tensor]:

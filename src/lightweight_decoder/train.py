@@ -4,7 +4,8 @@ Given texts and their embeddings (from the embedding cache, so a corpus is embed
 AdamW with warm-up and cosine decay, gradient clipping, bf16 autocast where the CPU has bf16, a length
 curriculum (short sentences first), Gaussian noise on the input embeddings, dev evaluation every N steps
 appended to ``train_log.jsonl``, and checkpoints (safetensors + JSON, no pickle) that resume after an
-interruption. Seeded.
+interruption. Seeded. A model with memory slots reads, for each training sentence, the memory a phrase bank
+gives its vector (the sentence itself left out), as it will when decoding.
 
 >>> decoder = train("out", texts, vectors, encoder_name="all-mpnet-base-v2", preset="small",   # doctest: +SKIP
 ...                 train_config=TrainConfig(steps=2000))
@@ -30,6 +31,8 @@ from .errors import IncompatibleArtifact, InvalidInput
 if TYPE_CHECKING:  # pragma: no cover
     from .decoders.generative import GenerativeDecoder
     from .encoder import TextEncoder
+    from .memory import MemoryConfig
+    from .phrasebank import PhraseBank
 
 __all__ = ["TrainConfig", "train"]
 
@@ -54,6 +57,8 @@ class TrainConfig(BaseConfig):
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     noise_std: float = 0.1
+    # share of training sentences whose memory slots are left empty, so the decoder also works without a bank
+    memory_dropout: float = 0.1
     curriculum_steps: int = 1000
     curriculum_start_len: int = 16
     # rows of a batch come from a megabatch of length_grouping * batch_size random rows sorted by length,
@@ -72,7 +77,7 @@ class TrainConfig(BaseConfig):
         self._check_ints("warmup_steps", "curriculum_steps", "seed", minimum=0)
         _check(self.minutes is None or (_is_number(self.minutes) and self.minutes > 0), f"minutes must be > 0, got {self.minutes!r}")
         _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        self._check_fractions("min_lr_ratio", "noise_std")
+        self._check_fractions("min_lr_ratio", "noise_std", "memory_dropout")
         _check(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(_is_number(self.grad_clip) and self.grad_clip > 0, "grad_clip must be > 0")
         _check(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -110,8 +115,9 @@ class _Batches:
     """Seeded batches with a length curriculum (the allowed length grows over ``curriculum_steps``) and
     length grouping (``length_grouping`` consecutive steps share one length-sorted megabatch)."""
 
-    def __init__(self, ids: list[list[int]], vectors: np.ndarray, cfg: TrainConfig, max_len: int, pad_id: int, bos_id: int) -> None:
-        self.ids, self.vectors, self.cfg, self.max_len = ids, vectors, cfg, max_len
+    def __init__(self, ids: list[list[int]], vectors: np.ndarray, cfg: TrainConfig, max_len: int, pad_id: int, bos_id: int,
+                 memory: np.ndarray | None = None) -> None:
+        self.ids, self.vectors, self.cfg, self.max_len, self.memory = ids, vectors, cfg, max_len, memory
         self.pad_id, self.bos_id = pad_id, bos_id
         self.lengths = np.array([len(x) for x in ids])
         self.by_length = np.argsort(self.lengths, kind="stable")
@@ -144,7 +150,11 @@ class _Batches:
             noise = torch.from_numpy(rng.standard_normal(cond.shape).astype(np.float32)) / math.sqrt(cond.shape[1])
             cond = cond + scale * noise
         cond = cond / cond.norm(dim=1, keepdim=True)
-        return cond, inputs, targets
+        memory = None
+        if self.memory is not None:
+            memory = torch.from_numpy(self.memory[rows])
+            memory[torch.from_numpy(rng.random(len(rows)) < self.cfg.memory_dropout)] = self.pad_id
+        return cond, inputs, targets, memory
 
 
 def _bow_targets(targets, vocab_size: int, specials: tuple[int, ...]):
@@ -165,7 +175,7 @@ def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: st
     from .decoders.generative import GenerativeDecoder
     from .model import ModelConfig, PrefixLM, grown_state_dict
 
-    source = GenerativeDecoder.load(path)
+    source = GenerativeDecoder.load(path)  # with memory slots, this loads the bank its memory reads
     if source.encoder_name != encoder_name or source.embedding_dim != dimension:
         raise IncompatibleArtifact(f"--init decoder {path} is for {source.encoder_name} ({source.embedding_dim}-D); "
                                    f"this run trains for {encoder_name} ({dimension}-D)")
@@ -181,14 +191,31 @@ def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: st
         state = grown_state_dict(source.model.state_dict(), old_layers, new_layers)
         missing, unexpected = model.load_state_dict(state, strict=False)
         # parts an override may add: zero-initialised (adaln's first layer is random, but feeds only its zeroed last one)
-        added = {"cond_proj.weight", "adaln.0.weight", "adaln.0.bias", "adaln.2.weight", "adaln.2.bias"}
+        added = {"cond_proj.weight", "adaln.0.weight", "adaln.0.bias", "adaln.2.weight", "adaln.2.bias", "memory_type",
+                 "memory_gate.weight", "memory_gate.bias"}
         if unexpected or set(missing) - added:
             raise IncompatibleArtifact(f"--init decoder {path} does not fit: missing {sorted(set(missing) - added)}, "
                                        f"unexpected {sorted(unexpected)}")
         logger.info("initialised from %s%s%s", path, f" (new, zero-initialised: {sorted(missing)})" if missing else "",
                     f"; {new_layers - old_layers} new layers (zeroed output projections)" if new_layers > old_layers else "")
     history = {"path": str(path), **{k: v for k, v in source.metadata.items() if k != "train_config"}}
-    return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, metadata={"initialised_from": history})
+    # the source's memory (its bank and settings) carries over while the slots keep their number
+    retriever = source.retriever if model.config.memory_len == source.model.config.memory_len else None
+    return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, metadata={"initialised_from": history}, retriever=retriever)
+
+
+def _retriever(decoder: "GenerativeDecoder", memory: "MemoryConfig | None", bank: "PhraseBank | None", texts: Sequence[str]):
+    """The retriever that fills a training decoder's memory slots (see :func:`train`)."""
+    from .memory import MemoryConfig, Retriever, frequent_token_ids
+
+    config = memory or (decoder.retriever.config if decoder.retriever is not None else MemoryConfig())
+    if config.skip_ids is None:
+        config = config.replace(skip_ids=frequent_token_ids(decoder.tokenizer, texts))
+    if bank is None and decoder.retriever is not None and config.bank == decoder.retriever.config.bank:
+        bank = decoder.retriever.bank
+    mc = decoder.model.config
+    return Retriever.load(config, decoder.tokenizer, length=mc.memory_len, pad_id=mc.pad_id, encoder_name=decoder.encoder_name,
+                          dimension=mc.embedding_dim, bank=bank)
 
 
 def evaluate(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray) -> dict[str, float]:
@@ -220,6 +247,8 @@ def train(
     init_from: str | os.PathLike[str] | None = None,
     data_sources: list[dict] | None = None,
     weights: str = "fp32",
+    memory: "MemoryConfig | None" = None,
+    memory_bank: "PhraseBank | None" = None,
     show_progress_bar: bool = True,
 ) -> "GenerativeDecoder":
     """Train (or resume training) a generative decoder in ``out_dir``; returns the trained decoder.
@@ -230,6 +259,9 @@ def train(
     ``data_sources`` (where ``texts`` and ``vectors`` came from) is kept in the decoder's metadata.
     ``weights`` is how ``out_dir/decoder`` stores its weights (``"fp16"``: half the size; see
     :meth:`GenerativeDecoder.save`); the checkpoint that resumes training keeps fp32.
+    A model with memory slots (``model_overrides={"memory_len": 64}``) reads the bank that ``memory`` names (or
+    ``memory_bank``, already loaded; default: the ``init_from`` decoder's memory, else the shipped bank); its
+    ``skip_ids``, when None, are the tokens in more than 2% of ``texts``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -263,8 +295,15 @@ def train(
     model, mc = decoder.model, decoder.model.config
     logger.info("model: %s parameters", f"{model.num_parameters():,}")
 
-    # 2. data
-    batches = _Batches(_tokenize(decoder.tokenizer, texts, mc.max_len, mc.eos_id), vectors, cfg, mc.max_len, mc.pad_id, mc.bos_id)
+    # 2. data (and the memory of every training sentence, retrieved once)
+    memories = None
+    if mc.memory_len:
+        decoder.retriever = _retriever(decoder, memory, memory_bank, texts)
+        memories = decoder.retriever(vectors, exclude=texts, show_progress_bar=show_progress_bar)
+        filled = float((memories != mc.pad_id).mean())
+        logger.info("memory: %d slots from %d nearest texts of %s (%d entries); %.0f%% of slots filled",
+                    mc.memory_len, decoder.retriever.config.neighbours, decoder.retriever.config.bank, len(decoder.retriever.bank), 100 * filled)
+    batches = _Batches(_tokenize(decoder.tokenizer, texts, mc.max_len, mc.eos_id), vectors, cfg, mc.max_len, mc.pad_id, mc.bos_id, memories)
     if dev_texts is not None and dev_vectors is not None:
         dev_texts, dev_vectors = list(dev_texts[: cfg.eval_size]), np.asarray(dev_vectors[: cfg.eval_size], np.float32)
 
@@ -316,9 +355,9 @@ def train(
         step = state["step"]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg, total)
-        cond, inputs, targets = batches.get(step)
+        cond, inputs, targets, memory_rows = batches.get(step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            _, losses = model(cond, inputs, targets, _bow_targets(targets, mc.vocab_size, (mc.pad_id, mc.bos_id, mc.eos_id)))
+            _, losses = model(cond, inputs, targets, _bow_targets(targets, mc.vocab_size, (mc.pad_id, mc.bos_id, mc.eos_id)), memory_rows)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))

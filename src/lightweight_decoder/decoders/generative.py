@@ -21,6 +21,7 @@ from ..checkpoint import read_weights
 from ..config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, check_weight_format
 from ..errors import ConfigError, IncompatibleArtifact, InvalidInput
 from ..generation import GenerationConfig, generate
+from ..memory import MemoryConfig, Retriever
 from ..model import ModelConfig, PrefixLM
 from ..phrasebank import as_query_matrix
 from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
@@ -28,6 +29,7 @@ from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
+    from ..phrasebank import PhraseBank
 
 __all__ = ["GenerativeDecoder", "create_generative_decoder", "set_generation_defaults"]
 
@@ -35,10 +37,14 @@ FORMAT_VERSION = 1
 
 
 class GenerativeDecoder(TextDecoder):
-    """Embedding -> text with a :class:`PrefixLM`. Attach an ``encoder`` to get cosine scores."""
+    """Embedding -> text with a :class:`PrefixLM`. Attach an ``encoder`` to get cosine scores.
+
+    A model with memory slots (``memory_len > 0``) reads candidate words that ``retriever`` finds in a phrase bank
+    for each embedding (see :mod:`lightweight_decoder.memory`); without a retriever its slots stay empty.
+    """
 
     def __init__(self, model: PrefixLM, tokenizer: Any, *, encoder_name: str, generation_config: GenerationConfig | None = None,
-                 encoder: "TextEncoder | None" = None, metadata: dict | None = None) -> None:
+                 encoder: "TextEncoder | None" = None, metadata: dict | None = None, retriever: Retriever | None = None) -> None:
         if tokenizer.get_vocab_size() > model.config.vocab_size:
             raise IncompatibleArtifact(f"tokenizer has {tokenizer.get_vocab_size()} tokens; the model only {model.config.vocab_size}")
         if encoder is not None and (encoder.name != encoder_name or encoder.dimension != model.config.embedding_dim):
@@ -55,6 +61,9 @@ class GenerativeDecoder(TextDecoder):
         self.num_parameters = model.num_parameters()  # kept: a quantized model no longer holds them as float parameters
         self.quantization: str | None = None
         self.monitor = PerformanceMonitor()
+        if retriever is not None and not model.config.memory_len:
+            raise IncompatibleArtifact("a memory retriever was given, but this model has no memory slots (memory_len 0)")
+        self.retriever = retriever
 
     def __repr__(self) -> str:
         weights = f", {self.quantization} weights" if self.quantization else ""
@@ -111,7 +120,8 @@ class GenerativeDecoder(TextDecoder):
         hyps: list = []
         with torch.inference_mode():
             for i in range(0, len(queries), batch_size):
-                hyps.extend(generate(self.model, torch.from_numpy(queries[i:i + batch_size]), cfg))
+                chunk = queries[i:i + batch_size]
+                hyps.extend(generate(self.model, torch.from_numpy(chunk), cfg, self._memory(chunk)))
         gen_ms = (time.perf_counter() - start) * 1000.0 / max(len(queries), 1)
         texts = [[self.tokenizer.decode(h.tokens).strip() for h in row] for row in hyps]
         scored = rescore and self.encoder is not None
@@ -147,11 +157,21 @@ class GenerativeDecoder(TextDecoder):
             return np.zeros(0, dtype=np.float32)
         mc = self.model.config
         inputs, targets = teacher_forcing(_tokenize(self.tokenizer, texts, mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
+        memory = self._memory(query)
         with torch.inference_mode():
-            logits, _ = self.model(torch.from_numpy(query).expand(len(texts), -1), inputs)
+            logits, _ = self.model(torch.from_numpy(query).expand(len(texts), -1), inputs,
+                                   memory=None if memory is None else memory.expand(len(texts), -1))
             mask = targets != mc.pad_id
             picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
             return ((picked * mask).sum(1) / mask.sum(1)).numpy().astype(np.float32)
+
+    def _memory(self, queries: np.ndarray):
+        """The retrieved memory rows (B, memory_len) for ``queries``, or None (no memory slots, or no retriever)."""
+        import torch
+
+        if self.retriever is None:
+            return None
+        return torch.from_numpy(self.retriever(queries))
 
     def _cosines(self, queries: np.ndarray, texts: list[list[str]]) -> list[np.ndarray]:
         from ..quality import output_cosines
@@ -162,8 +182,10 @@ class GenerativeDecoder(TextDecoder):
         return np.split(sims, np.cumsum(lengths)[:-1])
 
     def health(self) -> dict[str, Any]:
+        memory = None if self.retriever is None else {"bank": self.retriever.config.bank, "entries": len(self.retriever.bank),
+                                                      "neighbours": self.retriever.config.neighbours, "slots": self.retriever.length}
         return {"status": "ok", "decoder": "generative", "encoder": self.encoder_name, "dimension": self.embedding_dim,
-                "parameters": self.num_parameters, "quantization": self.quantization, **self.monitor.stats()}
+                "parameters": self.num_parameters, "quantization": self.quantization, "memory": memory, **self.monitor.stats()}
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, weights: str = "fp32") -> None:
@@ -182,6 +204,8 @@ class GenerativeDecoder(TextDecoder):
             raise ConfigError(f"a decoder quantized for inference ({self.quantization}) cannot be saved; save the float model it was loaded from")
         check_weight_format(weights)
         model = self.model if weights == "fp32" else copy.deepcopy(self.model).half()  # a copy: this decoder keeps fp32
+        if self.model.config.memory_len and self.retriever is None:
+            raise ConfigError("a decoder with memory slots is saved with the retriever that fills them (it names the bank)")
         with _atomic.atomic_dir(path) as tmp:
             save_model(model, str(tmp / "model.safetensors"))
             save_tokenizer(self.tokenizer, tmp / "tokenizer.json")
@@ -190,14 +214,18 @@ class GenerativeDecoder(TextDecoder):
                 "encoder": self.encoder_name, "dimension": self.embedding_dim,
                 "parameters": self.num_parameters, "weights": weights,
                 "model": self.model.config.to_dict(), "generation": self.generation_config.to_dict(),
+                **({"memory": self.retriever.config.to_dict()} if self.retriever is not None else {}),
                 "metadata": self.metadata,
             })
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None, quantize: str | None = None) -> "GenerativeDecoder":
+    def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None, quantize: str | None = None,
+             memory_bank: "PhraseBank | None" = None) -> "GenerativeDecoder":
         """Load a decoder folder (or a training folder's ``decoder/``); with ``encoder``, its name and dimension must match.
 
         ``quantize`` (``"fp16"`` or ``"int8"``) converts it for inference after loading: see :meth:`quantize`.
+        A decoder with memory slots loads the phrase bank its config names (``memory.bank``), or reads from
+        ``memory_bank`` (an already loaded bank, e.g. the hybrid's) instead.
         """
         path = _decoder_folder(path)
         meta = read_artifact_config(path, "generative_decoder", FORMAT_VERSION, "generative decoder")
@@ -207,7 +235,14 @@ class GenerativeDecoder(TextDecoder):
         model = PrefixLM(ModelConfig.from_dict(meta["model"]))
         read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
         tokenizer = load_tokenizer(path / "tokenizer.json")
-        decoder = cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder,
+        retriever = None
+        if model.config.memory_len:
+            if "memory" not in meta:
+                raise IncompatibleArtifact(f"{path / 'config.json'}: the model has memory slots but no 'memory' entry names their bank")
+            retriever = Retriever.load(MemoryConfig.from_dict(meta["memory"]), tokenizer, length=model.config.memory_len,
+                                       pad_id=model.config.pad_id, encoder_name=meta["encoder"], dimension=model.config.embedding_dim,
+                                       bank=memory_bank)
+        decoder = cls(model, tokenizer, encoder_name=meta["encoder"], encoder=encoder, retriever=retriever,
                       generation_config=GenerationConfig.from_dict(meta.get("generation", {})), metadata=meta.get("metadata"))
         return decoder if quantize is None else decoder.quantize(quantize)
 
