@@ -422,11 +422,8 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
     memory = None
     if memory_bank is not None or memory_neighbours is not None:
         from .memory import MemoryConfig
-        from .paths import default_paths
 
-        # the shipped bank is named "default", so a decoder trained on it stays portable with the repository
-        named = "default" if memory_bank is None or Path(memory_bank).resolve() == default_paths()["bank"].resolve() else str(Path(memory_bank).resolve())
-        memory = MemoryConfig(bank=named, **({"neighbours": memory_neighbours} if memory_neighbours else {}))
+        memory = MemoryConfig(bank=MemoryConfig.bank_name(memory_bank), **({"neighbours": memory_neighbours} if memory_neighbours else {}))
     decoder = train(out, texts, vectors, encoder_name=encoder.name, preset=preset, train_config=config, model_overrides=overrides or None,
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources,
                     weights=weights, memory=memory)

@@ -143,8 +143,8 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
     memory = None if memory is None else memory.repeat_interleave(n, dim=0)
     N = cond.shape[0]
     generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
-    logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long), memory)
     state = model.conditioning(cond, memory)
+    logits, cache = model.start(cond, torch.full((N,), mc.bos_id, dtype=torch.long), memory, state)
     position = mc.context_len + 1
     histories: list[list[int]] = [[] for _ in range(N)]
     scores = torch.zeros(N)
@@ -183,8 +183,8 @@ def _beam_search(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConfig, m
     B, nb = cond.shape[0], cfg.num_beams
     cond = cond.repeat_interleave(nb, dim=0)
     memory = None if memory is None else memory.repeat_interleave(nb, dim=0)
-    logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long), memory)
     state = model.conditioning(cond, memory)  # a reordered beam stays within its sentence's rows, so this never needs reordering
+    logits, cache = model.start(cond, torch.full((B * nb,), mc.bos_id, dtype=torch.long), memory, state)
     position = mc.context_len + 1
     beam_scores = torch.zeros(B, nb)
     beam_scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first

@@ -17,7 +17,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -31,8 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .phrasebank import PhraseBank
 
 __all__ = ["MemoryConfig", "Retriever", "frequent_token_ids", "memory_ids"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -55,6 +52,16 @@ class MemoryConfig(BaseConfig):
         from .paths import default_paths
 
         return default_paths()["bank"] if self.bank == "default" else Path(self.bank).expanduser()
+
+    @staticmethod
+    def bank_name(path: str | Path | None) -> str:
+        """How a config names the bank folder ``path`` (None: the shipped one): "default" for the shipped bank, so
+        that a decoder trained on it stays portable with the repository, else the absolute path."""
+        from .paths import default_paths
+
+        if path is None or Path(path).resolve() == default_paths()["bank"].resolve():
+            return "default"
+        return str(Path(path).resolve())
 
 
 def frequent_token_ids(tokenizer: Any, texts: Sequence[str], share: float = 0.02, sample: int = 100_000) -> list[int]:

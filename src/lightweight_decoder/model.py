@@ -343,9 +343,13 @@ class PrefixLM(nn.Module):
 
     # ---- incremental decoding (used by generation.py) -----------------------------------------
     @torch.no_grad()
-    def start(self, cond: torch.Tensor, bos: torch.Tensor, memory: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
-        """Run memory, prefix and BOS; return logits for the first text token (B, V) and the KV cache."""
-        state = self.conditioning(cond, memory)
+    def start(self, cond: torch.Tensor, bos: torch.Tensor, memory: torch.Tensor | None = None,
+              state: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        """Run memory, prefix and BOS; return logits for the first text token (B, V) and the KV cache.
+
+        ``state``: :meth:`conditioning` of ``cond`` and ``memory`` when the caller already computed it for :meth:`step`.
+        """
+        state = self.conditioning(cond, memory) if state is None else state
         x = torch.cat([self._context(cond, memory), self._embed(bos[:, None], self._split(state)[0])], dim=1)  # (B, M+P+1, C)
         return self._run(x, 0, None, state)
 
