@@ -1,4 +1,5 @@
-"""Generative decoder: BLEU / exact match / cosine on every dev file, latency per sentence at batch 1 and
+"""Generative decoder: BLEU / exact match / cosine, and the likelihood of the true text (nll, nll_mismatched:
+see lightweight_decoder.quality.likelihood) on every dev file, latency per sentence at batch 1 and
 64 (greedy and beam 4), parameter count, peak RSS of the decoder alone, and a plot of dev BLEU against
 training steps (from the training log). Latency and RSS are measured for the saved fp32 weights and for
 `--quantize fp16` and `--quantize int8`; quality for fp32 and int8, and for both how often their text is fp32's.
@@ -115,7 +116,7 @@ def main() -> None:
 
     from lightweight_decoder.decoders.generative import GenerativeDecoder
     from lightweight_decoder.encoder import TextEncoder
-    from lightweight_decoder.quality import roundtrip, summarize
+    from lightweight_decoder.quality import likelihood, roundtrip, summarize
 
     encoder = TextEncoder()
     decoder = GenerativeDecoder.load(args.model, encoder=encoder)
@@ -132,6 +133,8 @@ def main() -> None:
         targets = encoder.encode(texts)  # once per file: every decoder is judged against the same vectors
         for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second
             summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets)))
+            if dec.quantization is None:  # the likelihood of the float models: int8 changes the text, not what is measured here
+                summary.update(likelihood(dec, texts, targets))
             rows.append({"file": path.name, "decoding": decoding_name(dec.generation_config.to_dict()), **summary})
             print(f"{label}{rows[-1]}", flush=True)
         reference = bare["fp32"].decode(targets)  # batches of 64; fp32's text does not depend on the batch

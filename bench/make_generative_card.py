@@ -68,10 +68,12 @@ def _baseline(bench: dict) -> list[str]:
     rows = []
     for i, new in enumerate(bench["quality"]):
         row = {"file": new["file"], "n": new["n"]}
-        for metric in ("bleu", "token_f1", "cosine"):
+        for metric in ("bleu", "token_f1", "cosine", "nll"):
+            if metric not in new:  # measured before the benchmark reported it
+                continue
             row[f"{metric} shipped"] = new[metric]
             for name, base in zip(names, bases):
-                row[f"{metric} {name}"] = base["quality"][i][metric]
+                row[f"{metric} {name}"] = base["quality"][i].get(metric)
         rows.append(row)
     listed = ", ".join(f"`{base['model']}`" for base in bases)
     return [f"Against other decoders measured on the same sentences in the same run (`--baseline`: {listed}):", "",
@@ -148,7 +150,11 @@ def main() -> None:
         f"{bench['quality'][0]['n']} sentences of each held-out dev file; {bench['machine']['cpu_count']} cores, CPU bf16 "
         f"instructions: {bench['machine']['cpu_bf16']}, {bench['machine']['date']}):",
         "",
-        markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]),
+        markdown_table(bench["quality"], ["file", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "nll", "nll_mismatched"]),
+        "",
+        "nll is the mean negative log-likelihood per token (nats) of the true sentence given its embedding, "
+        "nll_mismatched the same with each sentence read under another one's embedding: the gap shows how much the "
+        "model's predictions rest on the right embedding (`lightweight-decoder eval --decoder generative` reports both).",
         "",
         *_baseline(bench),
         *_converted(bench),
@@ -162,11 +168,11 @@ def main() -> None:
         "",
         "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy; steps counted "
         "across all runs; loss is the training LM loss in nats/token, over every token since the previous line where "
-        "the log has `lm_mean`, else that of the last batch):",
+        "the log has `lm_mean`, else that of the last batch; nll, where logged, that of the dev sentences):",
         "",
         markdown_table([{"step": r.get("cumulative_step", r["step"]), "loss": r.get("lm_mean", r.get("lm")),
-                         **{k: r.get(k) for k in ("bleu", "exact_match", "cosine")}}
-                        for r in log], ["step", "loss", "bleu", "exact_match", "cosine"]),
+                         **{k: r.get(k) for k in ("bleu", "exact_match", "cosine", "nll")}}
+                        for r in log], ["step", "loss", "bleu", "exact_match", "cosine"] + (["nll"] if any("nll" in r for r in log) else [])),
         "",
     ]
     if args.note:

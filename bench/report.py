@@ -70,7 +70,13 @@ def phrasebank_section(res: dict) -> list[str]:
 
 
 # no ms column: the round trips' times include re-encoding and ran beside other work, so they are no latency; the latency table is
-QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine"]
+QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "nll", "nll_mismatched"]
+
+
+def _quality_table(rows: list[dict]) -> str:
+    """The quality columns the rows have: results written before a metric existed, or of a model it is not measured
+    for (the likelihood of int8 weights), leave it out."""
+    return markdown_table(rows, [c for c in QUALITY_COLUMNS if any(c in r for r in rows)])
 
 
 def generative_section(res: dict) -> list[str]:
@@ -82,13 +88,16 @@ def generative_section(res: dict) -> list[str]:
         f"in all (the last run: {t.get('steps', '?')} steps, {t.get('train_seconds', '?')} s, on {t.get('train_texts', '?')} sentences). "
         f"{_machine(res['machine'])}.",
         "",
-        markdown_table(res["quality"], QUALITY_COLUMNS),
+        _quality_table(res["quality"]),
         "",
+        *(["nll: mean negative log-likelihood per token (nats) of the true sentence given its embedding, all tokens of a file "
+           "weighing alike; nll_mismatched: the same, each sentence read under another one's embedding "
+           "(`lightweight_decoder.quality.likelihood`).", ""] if "nll" in res["quality"][0] else []),
         *[line for base in res.get("baselines", [])
           for line in (f"Baseline measured in the same run on the same sentences: `{base['model']}` ({base['parameters']:,} parameters).", "",
-                       markdown_table(base["quality"], QUALITY_COLUMNS), "")],
+                       _quality_table(base["quality"]), "")],
         *(["The same model with int8 weights (`--quantize int8`), same sentences, same run:", "",
-            markdown_table(res["quality_int8"], QUALITY_COLUMNS),
+            _quality_table(res["quality_int8"]),
             ""] if res.get("quality_int8") else []),
         *(["How often the converted weights write exactly the fp32 model's text (the same sentences, decoded in batches of 64):", "",
             markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),

@@ -206,14 +206,15 @@ def test_train_then_roundtrip_generative(tmp_path):
     assert saved["model"]["n_layer"] == 3  # the tiny preset has 2
     assert saved["metadata"]["train_config"]["noise_std"] == 0.2
     log = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine", "lm_mean"} <= set(log[-1])
+    assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine", "lm_mean", "nll"} <= set(log[-1])
     rt = runner.invoke(main, ["roundtrip", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--jsonl"])
     assert rt.exit_code == 0, rt.output
     rows = [json.loads(line) for line in rt.output.splitlines()]
     assert len(rows) == 3 and all(set(r) == {"input", "output", "cosine", "ms"} for r in rows)
     ev = runner.invoke(main, ["eval", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--num-beams", "2"])
     assert ev.exit_code == 0, ev.output
-    assert json.loads(ev.output)["n"] == 3
+    summary = json.loads(ev.output)
+    assert summary["n"] == 3 and {"nll", "perplexity", "nll_mismatched"} <= set(summary) and summary["nll"] > 0
     int8 = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"),
                                 "--quantize", "int8", "--json"])
     assert int8.exit_code == 0, int8.output

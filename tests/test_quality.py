@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from lightweight_decoder.quality import RoundTrip, bleu, exact_match, markdown_table, output_cosines, rouge_l, roundtrip, summarize, token_f1
+from lightweight_decoder.quality import (RoundTrip, bleu, exact_match, likelihood, markdown_table, output_cosines, rouge_l, roundtrip,
+                                      summarize, token_f1)
 
 
 def test_metrics_on_known_pairs():
@@ -38,3 +40,28 @@ def test_output_cosines_batch_matches_one_at_a_time(small_encoder):
     cosines = output_cosines(small_encoder, outputs, targets)
     assert cosines[1] == 0.0 and cosines[2] == pytest.approx(1.0, abs=1e-5)
     assert cosines[0] == pytest.approx(float(small_encoder.encode(outputs[0]) @ targets[0]), abs=1e-5)
+
+
+class _ScorerDouble:
+    """Test double: a generative decoder whose text i costs ``nats[i]`` over ``tokens[i]`` tokens under its own vector
+    (row i of the identity) and twice that under any other; it records which vector each text was read under."""
+
+    def __init__(self, nats, tokens):
+        self.nats, self.tokens, self.read = np.asarray(nats, float), np.asarray(tokens), []
+
+    def sequence_log_probs(self, texts, vectors):
+        owners = np.argmax(vectors, axis=1)
+        self.read.append(owners)
+        own = owners == np.arange(len(texts))
+        return -np.where(own, self.nats, 2 * self.nats), self.tokens.copy()
+
+
+def test_likelihood_weighs_every_token_alike_and_never_reads_a_text_under_its_own_vector():
+    scorer = _ScorerDouble(nats=[2.0, 8.0, 5.0, 5.0, 1.0], tokens=[1, 3, 2, 2, 2])
+    scores = likelihood(scorer, ["a", "b", "c", "d", "e"], np.eye(5, dtype=np.float32))
+    assert scores["nll"] == 21.0 / 10  # not the mean of per-text means (2.6)
+    assert scores["nll_mismatched"] == 42.0 / 10
+    own, other = scorer.read
+    assert list(own) == [0, 1, 2, 3, 4] and sorted(other) == [0, 1, 2, 3, 4] and not (other == np.arange(5)).any()
+    with pytest.raises(ValueError, match="one vector per text"):
+        likelihood(scorer, ["a", "b"], np.eye(5, dtype=np.float32))

@@ -43,6 +43,35 @@ def test_learns_to_reproduce_training_sentences(trained, small_encoder):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [200, 400]
     assert log[-1]["lm"] < log[0]["lm"] and log[-1]["exact_match"] >= 0.75 and log[-1]["cosine"] > 0.9
+    assert log[-1]["nll"] < log[0]["nll"]  # the dev texts' likelihood, logged at every evaluation
+
+
+def test_likelihood_measures_what_the_embedding_tells_the_decoder(trained, small_encoder):
+    """A decoder that memorised its sentences predicts each from its own embedding far better than from another's."""
+    from lightweight_decoder.quality import likelihood
+
+    _, decoder = trained
+    vectors = small_encoder.encode(BANK_TEXTS)
+    scores = likelihood(decoder, BANK_TEXTS, vectors)
+    assert scores["nll"] + 1.0 < scores["nll_mismatched"]
+    assert scores["perplexity"] == pytest.approx(math.exp(scores["nll"]), rel=1e-3)
+    assert likelihood(decoder, BANK_TEXTS, vectors) == scores  # the derangement is seeded
+    assert likelihood(decoder, BANK_TEXTS[:1], vectors[:1])["nll_mismatched"] is None  # one text has no other to read
+
+
+def test_sequence_log_probs_pair_each_text_with_its_vector(trained, small_encoder):
+    _, decoder = trained
+    vectors = small_encoder.encode(BANK_TEXTS)
+    sums, counts = decoder.sequence_log_probs(BANK_TEXTS, vectors, batch_size=3)  # batches of 3 with a remainder
+    for i, text in enumerate(BANK_TEXTS):
+        one_sum, one_count = decoder.sequence_log_probs([text], vectors[i])  # one vector shared by the texts given
+        assert sums[i] == pytest.approx(one_sum[0], abs=1e-4) and counts[i] == one_count[0]
+        assert counts[i] == len(decoder.tokenizer.encode(text).ids) + 1  # its tokens and the end of text
+    np.testing.assert_allclose(decoder.log_likelihood(BANK_TEXTS, vectors), sums / counts, atol=1e-5)
+    with pytest.raises(ValueError, match=f"{len(BANK_TEXTS)} texts but 2 vectors"):
+        decoder.sequence_log_probs(BANK_TEXTS, vectors[:2])
+    with pytest.raises(InvalidEmbedding, match="384-D"):
+        decoder.sequence_log_probs(BANK_TEXTS, vectors[:, :10])
 
 
 def test_saved_decoder_loads_and_generates(trained, small_encoder):

@@ -602,17 +602,17 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
             click.echo(result.text)
 
 
-def _roundtrip_rows(input_file: str, limit: int | None, decoder_args: dict[str, Any], core_dir: str | None = None) -> Any:
-    from .quality import roundtrip
-
+def _roundtrip_inputs(input_file: str, limit: int | None, decoder_args: dict[str, Any],
+                      core_dir: str | None = None) -> tuple[Any, Any, list[str], Any]:
+    """The decoder, encoder, texts, and the vectors to decode: the texts' embeddings, through the core if one is given."""
     decoder, encoder = load_decoder(**decoder_args)
     texts = _read_texts((), input_file, limit)
-    if core_dir is None:
-        return roundtrip(texts, encoder, decoder.decode)
-    from .cubic_core import CubicCore
+    vectors = encoder.encode(texts)
+    if core_dir is not None:
+        from .cubic_core import CubicCore
 
-    module2 = CubicCore.load(core_dir, encoder_name=encoder.name, dimension=encoder.dimension)
-    return roundtrip(texts, encoder, decoder.decode, vectors=module2.transform(encoder.encode(texts)))
+        vectors = CubicCore.load(core_dir, encoder_name=encoder.name, dimension=encoder.dimension).transform(vectors)
+    return decoder, encoder, texts, vectors
 
 
 @main.command("roundtrip")
@@ -628,7 +628,10 @@ def roundtrip_cmd(input_file: str, limit: int | None, core_dir: str | None, as_j
     Example:
       lightweight-decoder roundtrip --decoder phrase --input dev.txt --limit 20 --jsonl
     """
-    for row in _roundtrip_rows(input_file, limit, decoder_args, core_dir):
+    from .quality import roundtrip
+
+    decoder, encoder, texts, vectors = _roundtrip_inputs(input_file, limit, decoder_args, core_dir)
+    for row in roundtrip(texts, encoder, decoder.decode, vectors=vectors):
         if as_jsonl:
             _emit_json(row.to_dict())
         else:
@@ -646,16 +649,23 @@ def roundtrip_cmd(input_file: str, limit: int | None, core_dir: str | None, as_j
 def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: bool, table: bool, out: str | None, **decoder_args: Any) -> None:
     """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence.
 
+    With --decoder generative also how well the model predicts each line from its embedding: nll (nats per
+    token), perplexity, and nll_mismatched (each line read under another line's embedding; the gap shows
+    how much the predictions rest on the right embedding).
+
     \b
     Example:
       lightweight-decoder eval --decoder phrase --input dev.txt --limit 200
     """
     from . import _atomic
-    from .quality import markdown_table, summarize
+    from .quality import likelihood, markdown_table, roundtrip, summarize
 
     kind = decoder_args["kind"]
-    rows = list(_roundtrip_rows(input_file, limit, decoder_args, core_dir))
+    decoder, encoder, texts, vectors = _roundtrip_inputs(input_file, limit, decoder_args, core_dir)
+    rows = list(roundtrip(texts, encoder, decoder.decode, vectors=vectors))
     summary = summarize(rows)
+    if kind == "generative":
+        summary.update(likelihood(decoder, texts, vectors))
     if out:
         _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
     if table:

@@ -1,7 +1,8 @@
 """Quality metrics and the round-trip evaluation harness.
 
 BLEU is sacrebleu corpus BLEU (0-100); ROUGE-L is rouge-score's F-measure; token F1 is SQuAD-style
-bag-of-tokens F1; cosine compares the input's embedding with the re-encoded output's.
+bag-of-tokens F1; cosine compares the input's embedding with the re-encoded output's. For a generative
+decoder, :func:`likelihood` measures how well it predicts the true text from its embedding (nats per token).
 
 >>> round(token_f1("the cat sat", "the cat sat down"), 3)
 0.857
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .decoders.generative import GenerativeDecoder
     from .encoder import TextEncoder
 
-__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "output_cosines", "summarize"]
+__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "output_cosines", "summarize", "likelihood"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -129,6 +131,37 @@ def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
         "cosine": round(float(np.mean([r.cosine for r in rows])), 4),
         "ms_per_sentence": round(float(np.mean([r.ms for r in rows])), 3),
     }
+
+
+def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray, *, seed: int = 0) -> dict[str, float | None]:
+    """How well a generative decoder predicts each true text from its embedding, over the whole corpus.
+
+    - ``nll``: mean negative log-likelihood per token (nats; every token of the corpus weighs alike, the end of
+      each text included), the texts read under their own embeddings. Lower is better; unlike BLEU it does not
+      depend on a decoding strategy, so it compares training runs smoothly.
+    - ``perplexity``: ``exp(nll)``.
+    - ``nll_mismatched``: the same texts, each read under another text's embedding (a seeded derangement; None
+      with one text: there is no other). The gap to ``nll`` shows how much the predictions rest on the right
+      embedding. It is larger than what the embedding alone tells the decoder: a wrong embedding also misleads.
+
+    >>> likelihood(decoder, ["The cat sat."], encoder.encode(["The cat sat."]))   # doctest: +SKIP
+    {'nll': 2.1, 'perplexity': 8.17, 'nll_mismatched': None}
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(vectors) != len(texts):
+        raise ValueError(f"give one vector per text: {len(texts)} texts, vectors of shape {vectors.shape}")
+    if not len(texts):
+        return {"nll": None, "perplexity": None, "nll_mismatched": None}
+    sums, counts = decoder.sequence_log_probs(list(texts), vectors)
+    nll = float(-sums.sum() / counts.sum())
+    mismatched = None
+    if len(texts) > 1:
+        order = np.random.default_rng(seed).permutation(len(texts))
+        other = np.empty(len(texts), dtype=np.int64)
+        other[order] = np.roll(order, -1)  # text order[i] reads vector order[i + 1]: nobody reads their own
+        wrong, _ = decoder.sequence_log_probs(list(texts), vectors[other])
+        mismatched = round(float(-wrong.sum() / counts.sum()), 4)
+    return {"nll": round(nll, 4), "perplexity": round(float(np.exp(nll)), 3), "nll_mismatched": mismatched}
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:

@@ -142,28 +142,48 @@ class GenerativeDecoder(TextDecoder):
         self.monitor.record(total, n=len(results))
         return results[0] if single else results
 
-    def log_likelihood(self, texts: list[str], vector: np.ndarray) -> np.ndarray:
-        """How likely the model finds each text given the embedding ``vector`` ``[D]``: the mean log-probability of
-        its tokens (end of text included, nats per token), float32 ``[N]``. The hybrid decoder adds it to the cosine
-        when it judges candidates, to prefer fluent texts among those that embed close to the target."""
+    def log_likelihood(self, texts: list[str], vectors: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """How likely the model finds each text given an embedding: the mean log-probability of its tokens (end of
+        text included, nats per token), float32 ``[N]``. ``vectors`` is one embedding ``[D]`` for every text, or one
+        per text ``[N, D]``. The hybrid decoder adds it to the cosine when it judges candidates, to prefer fluent
+        texts among those that embed close to the target."""
+        sums, counts = self.sequence_log_probs(texts, vectors, batch_size)
+        return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+    def sequence_log_probs(self, texts: list[str], vectors: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Per text, the summed log-probability (nats) of its tokens given its embedding, float64 ``[N]``, and how
+        many tokens that is, int64 ``[N]`` (the end-of-text token counts; a text longer than the model's
+        ``max_len`` is cut as in training). ``vectors`` as in :meth:`log_likelihood`. Sums and counts rather than
+        means, so that a corpus's likelihood can weigh every token alike (:func:`~lightweight_decoder.quality.likelihood`).
+        """
         import torch
 
         from ..train import _tokenize, teacher_forcing
 
-        query, _ = as_query_matrix(vector, self.embedding_dim)
+        query, single = as_query_matrix(vectors, self.embedding_dim)
         if isinstance(texts, str) or not all(isinstance(t, str) and t.strip() for t in texts):
-            raise InvalidInput("log_likelihood takes a list of non-empty texts")
+            raise InvalidInput("expected a list of non-empty texts to score")
+        if not single and len(query) != len(texts):
+            raise InvalidInput(f"{len(texts)} texts but {len(query)} vectors: give one vector, or one per text")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        sums, counts = np.zeros(len(texts)), np.zeros(len(texts), dtype=np.int64)
         if not texts:
-            return np.zeros(0, dtype=np.float32)
+            return sums, counts
         mc = self.model.config
-        inputs, targets = teacher_forcing(_tokenize(self.tokenizer, texts, mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
         memory = self._memory(query)
-        with torch.inference_mode():
-            logits, _ = self.model(torch.from_numpy(query).expand(len(texts), -1), inputs,
-                                   memory=None if memory is None else memory.expand(len(texts), -1))
-            mask = targets != mc.pad_id
-            picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
-            return ((picked * mask).sum(1) / mask.sum(1)).numpy().astype(np.float32)
+        for start in range(0, len(texts), batch_size):
+            rows = slice(start, start + batch_size)
+            inputs, targets = teacher_forcing(_tokenize(self.tokenizer, texts[rows], mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
+            cond = torch.from_numpy(query).expand(len(inputs), -1) if single else torch.from_numpy(query[rows])
+            mem = None if memory is None else (memory.expand(len(inputs), -1) if single else memory[rows])
+            with torch.inference_mode():
+                logits, _ = self.model(cond, inputs, memory=mem)
+                mask = targets != mc.pad_id
+                picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
+                sums[rows] = (picked * mask).sum(1).double().numpy()
+                counts[rows] = mask.sum(1).numpy()
+        return sums, counts
 
     def _memory(self, queries: np.ndarray):
         """The retrieved memory rows (B, memory_len) for ``queries``, or None (no memory slots, or no retriever)."""
