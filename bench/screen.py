@@ -45,7 +45,7 @@ def main() -> None:
 
     from lightweight_decoder.decoders.hybrid import propose_edits
     from lightweight_decoder.loading import load_decoder, load_screen
-    from lightweight_decoder.screen import _WORD as WORD
+    from lightweight_decoder.screen import WORD_PATTERN
 
     phrase, encoder = load_decoder("phrase")
     generator, _ = load_decoder("generative", encoder=encoder)
@@ -62,7 +62,7 @@ def main() -> None:
         suggested_sizes, pool_sizes = [], []
 
         def words(text: str) -> set[str]:
-            return set(WORD.findall(text))  # a word as the screen counts one
+            return set(WORD_PATTERN.findall(text))  # a word as the screen counts one
 
         for reference, query in zip(texts, targets):
             greedy = generator.generate(query, rescore=False).text

@@ -237,10 +237,11 @@ def test_train_with_memory_then_decode_through_the_hybrid(tmp_path, small_bank):
     runner = CliRunner()
     trained = runner.invoke(main, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--preset", "tiny", "--steps", "4",
                                    "--encoder", "all-MiniLM-L6-v2", "--batch-size", "8", "--eval-every", "2", "--cache", str(tmp_path / "emb"),
-                                   "--memory-len", "12", "--memory-bank", str(bank_dir), "--memory-neighbours", "2"])
+                                   "--memory-len", "12", "--memory-bank", str(bank_dir), "--memory-neighbours", "2", "--memory-dropout", "0.25"])
     assert trained.exit_code == 0, trained.output
     saved = json.loads((tmp_path / "gen" / "decoder" / "config.json").read_text())
     assert saved["model"]["memory_len"] == 12 and saved["memory"]["bank"] == str(bank_dir.resolve()) and saved["memory"]["neighbours"] == 2
+    assert saved["metadata"]["train_config"]["memory_dropout"] == 0.25
     hybrid, _ = load_decoder("hybrid", bank_path=str(bank_dir), generative_path=str(tmp_path / "gen"))
     assert hybrid.generator.retriever.bank is hybrid.phrase.bank
     alone, _ = load_decoder("generative", generative_path=str(tmp_path / "gen"))

@@ -356,6 +356,8 @@ def bank_info(path: str) -> None:
               help="The phrase bank the memory is retrieved from, when training and when decoding (the decoder names it). "
                    "Default: the --init decoder's, else the shipped bank.")
 @click.option("--memory-neighbours", type=click.IntRange(min=1), help="How many of the bank's nearest texts fill the memory (default 8).")
+@click.option("--memory-dropout", type=click.FloatRange(0, 1), default=TrainConfig.memory_dropout, show_default=True,
+              help="Share of training sentences whose memory is left empty, so that the decoder also writes without a bank.")
 @click.option("--noise-std", type=click.FloatRange(0, 1), default=TrainConfig.noise_std, show_default=True,
               help="Gaussian noise on the input embeddings, relative size drawn up to this per sentence (0: none).")
 @click.option("--weights", type=click.Choice(WEIGHT_FORMATS), default="fp32", show_default=True,
@@ -364,7 +366,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
               init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
               dropout: float | None, layers: int | None, memory_len: int | None, memory_bank: str | None, memory_neighbours: int | None,
-              noise_std: float, weights: str) -> None:
+              memory_dropout: float, noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
 
     A bank that keeps no vectors gives the ones its index decodes (approximate for PQ); their cosine to
@@ -408,7 +410,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         dev_vectors = encoder.encode(dev_texts, precision="auto")
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed,
-                         noise_std=noise_std)
+                         noise_std=noise_std, memory_dropout=memory_dropout)
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
     overrides: dict[str, Any] = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else {}
     if adaln is not None:

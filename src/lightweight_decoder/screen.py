@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .encoder import TextEncoder
 
-__all__ = ["EmbeddingScreen", "ScreenTrainConfig", "train_screen", "encoder_tokenizer", "word_casing"]
+__all__ = ["EmbeddingScreen", "ScreenTrainConfig", "train_screen", "encoder_tokenizer", "word_casing", "WORD_PATTERN"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ FORMAT_VERSION = 1
 _TOKENIZER = "tokenizer.json"
 _WEIGHTS = "model.safetensors"
 _CASING = "casing.json"
-_WORD = re.compile(r"[^\W\d_]{2,}|\d+")  # a token that is a whole word: 2+ letters, or digits
+# what the screen counts as a word (the tokens suggest_words can offer): 2+ letters, or digits
+WORD_PATTERN = re.compile(r"[^\W\d_]{2,}|\d+")
 
 
 class _WordTables(NamedTuple):
@@ -127,7 +128,7 @@ class EmbeddingScreen(nn.Module):
             weight = self.tokens.weight.detach().float()
             vocab = sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
             keep = [(i, tok.lstrip("\u0120\u2581")) for tok, i in vocab  # byte-level BPE and SentencePiece word starts
-                    if not tok.startswith("##") and _WORD.fullmatch(tok.lstrip("\u0120\u2581")) and bool(weight[i].any())]
+                    if not tok.startswith("##") and WORD_PATTERN.fullmatch(tok.lstrip("\u0120\u2581")) and bool(weight[i].any())]
             ids = torch.tensor([i for i, _ in keep], dtype=torch.long)
             project = self.project.weight.detach().float()
             gram = project.T @ project
@@ -195,7 +196,7 @@ def word_casing(texts: Sequence[str], words: set[str] | None = None, share: floa
     only in names ("river": "River" in 61% of the corpus's uses, "Mississippi River") stay lower case."""
     counts: Counter = Counter()
     for text in texts:
-        counts.update(_WORD.findall(" ".join(text.split()[1:])))
+        counts.update(WORD_PATTERN.findall(" ".join(text.split()[1:])))
     forms: dict[str, Counter] = {}
     for form, n in counts.items():
         if words is None or form.lower() in words:
