@@ -63,5 +63,7 @@ def test_likelihood_weighs_every_token_alike_and_never_reads_a_text_under_its_ow
     assert scores["nll_mismatched"] == 42.0 / 10
     own, other = scorer.read
     assert list(own) == [0, 1, 2, 3, 4] and sorted(other) == [0, 1, 2, 3, 4] and not (other == np.arange(5)).any()
+    alone = likelihood(scorer, ["a", "b", "c", "d", "e"], np.eye(5, dtype=np.float32), mismatched=False)
+    assert alone == {"nll": scores["nll"], "perplexity": scores["perplexity"]} and len(scorer.read) == 3  # one pass more, not two
     with pytest.raises(ValueError, match="one vector per text"):
         likelihood(scorer, ["a", "b"], np.eye(5, dtype=np.float32))

@@ -222,14 +222,13 @@ def evaluate(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.nda
     """Greedy decoding of ``vectors``: BLEU, exact match and (with an encoder) cosine against ``texts``; and ``nll``,
     the mean negative log-likelihood per token of ``texts`` given ``vectors`` (nats), which unlike BLEU does not
     depend on how the text is decoded."""
-    from .quality import bleu, exact_match
+    from .quality import bleu, exact_match, likelihood
 
     results = decoder.generate(vectors, max_new_tokens=decoder.model.config.max_len)
     outputs = [r.text for r in results]
-    sums, counts = decoder.sequence_log_probs(list(texts), vectors)
     out = {"bleu": round(bleu(outputs, list(texts)), 3),
            "exact_match": round(float(np.mean([exact_match(o, t) for o, t in zip(outputs, texts)])), 4),
-           "nll": round(float(-sums.sum() / counts.sum()), 4)}
+           "nll": likelihood(decoder, texts, vectors, mismatched=False)["nll"]}
     if decoder.encoder is not None:
         out["cosine"] = round(float(np.mean([r.score for r in results])), 4)
     out["example"] = outputs[0]

@@ -148,7 +148,7 @@ class GenerativeDecoder(TextDecoder):
         per text ``[N, D]``. The hybrid decoder adds it to the cosine when it judges candidates, to prefer fluent
         texts among those that embed close to the target."""
         sums, counts = self.sequence_log_probs(texts, vectors, batch_size)
-        return (sums / np.maximum(counts, 1)).astype(np.float32)
+        return (sums / counts).astype(np.float32)  # every text has at least its end-of-text token
 
     def sequence_log_probs(self, texts: list[str], vectors: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Per text, the summed log-probability (nats) of its tokens given its embedding, float64 ``[N]``, and how
