@@ -46,6 +46,31 @@ def latency_columns(rows: list[dict]) -> list[str]:
     return [c for c in ("weights", "batch_size", "num_beams", "ms_per_sentence", "sentences_per_s") if c in rows[0]]
 
 
+def speed_rows(speed: dict) -> tuple[list[dict], list[str]]:
+    """bench/results/generative_speed.json's latency as table rows and columns: with one version of the code, ms and
+    sentences/s per setting; with several (``--code``), one ms column per version and each one's speed-up over the last."""
+    labels = [c["label"] for c in speed["code"]]
+    if len(labels) == 1:
+        return speed["latency"], latency_columns(speed["latency"])
+    table: dict[tuple, dict] = {}
+    for r in speed["latency"]:
+        row = table.setdefault((r["weights"], r["batch_size"], r["num_beams"]),
+                               {"weights": r["weights"], "batch_size": r["batch_size"], "num_beams": r["num_beams"]})
+        row[f"ms {r['code']}"] = r["ms_per_sentence"]
+    for row in table.values():
+        for label in labels[:-1]:
+            row[f"speed-up {label}"] = f"{row[f'ms {labels[-1]}'] / row[f'ms {label}']:.2f}x"
+    columns = ["weights", "batch_size", "num_beams", *(f"ms {label}" for label in labels), *(f"speed-up {label}" for label in labels[:-1])]
+    return list(table.values()), columns
+
+
+def speed_rss_text(speed: dict) -> str:
+    """The peak RSS of each version of the code, in words."""
+    return "; ".join(f"{rss_text(peak)}, {speed['rss_mb_imports_only'][label]} MB of it importing torch and the package"
+                     + (f" (code {label})" if len(speed["code"]) > 1 else "")
+                     for label, peak in speed["peak_rss_mb_decoder_only"].items())
+
+
 def changed_generation(generation: dict) -> dict:
     """The generation settings that differ from GenerationConfig's defaults."""
     from lightweight_decoder.generation import GenerationConfig

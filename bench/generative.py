@@ -5,21 +5,33 @@ training steps (from the training log). Latency and RSS are measured for the sav
 `--quantize fp16` and `--quantize int8`; quality for fp32 and int8, and for both how often their text is fp32's.
 
     python bench/generative.py [--model models/default/generative] [--limit 300] [--log DIR/train_log.jsonl]
-                               [--baseline OTHER_DECODER_DIR]...
+                               [--baseline OTHER_DECODER_DIR]... [--speed-only] [--code OTHER_SRC_DIR]...
 
 With --baseline (repeatable), other decoders (e.g. the previously shipped one, or the control arm of an
 experiment) are measured on the same sentences in the same run; the plot draws their training logs too.
 
-Writes bench/results/generative.json and bench/results/generative_bleu.png.
+Speed and RSS are measured in fresh child processes (bench/_generation_speed_child.py), each importing the
+package from a source tree: this checkout's, and with --code (repeatable) another one, so that one command
+times the same weights under two versions of the code:
+
+    git worktree add /tmp/before <commit> && python bench/generative.py --speed-only --code /tmp/before/src
+
+Each child repeats every setting (twice at batch 1, five times at batch 64), rounds alternate between the trees
+(in turn first) and the weight formats, and the best time counts, because this machine's speed drifts by 10-30%
+over minutes. --speed-only skips the quality measurement.
+
+Writes bench/results/generative.json and bench/results/generative_bleu.png (quality), and
+bench/results/generative_speed.json (speed and RSS).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import resource
-import time
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,42 +39,60 @@ import numpy as np
 from _common import REPO, RESULTS, SHARED, command, decoding_name, dev_sentences, machine, write_result
 
 
-def _peak_rss_child(model_dir: str, vectors: np.ndarray, quantize: str | None, queue) -> None:
-    """In a fresh process: load only the decoder, generate; report peak RSS (MB) after the imports and at the end."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "src"))
-    from lightweight_decoder.decoders.generative import GenerativeDecoder
-
-    after_imports = _peak_rss_mb()  # torch and the package, before any model
-    decoder = GenerativeDecoder.load(model_dir, quantize=quantize)
-    decoder.generate(vectors, batch_size=64)
-    queue.put((after_imports, _peak_rss_mb()))
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident set (MB). On Linux from VmHWM: ru_maxrss of a spawned child also counts
-    the parent's resident set at fork time (the kernel keeps the pre-exec high-water mark), which made the
-    first measurement report the benchmark process (encoder and all) instead of the decoder."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 WEIGHTS = ("fp32", "fp16", "int8")  # the model as saved, and as `--quantize fp16` / `--quantize int8` run it
 
 
-def _latency(decoder, vectors: np.ndarray, batch: int, num_beams: int) -> float:
-    start = time.perf_counter()
-    if batch == 1:
-        for v in vectors:
-            decoder.generate(v, num_beams=num_beams)
-    else:
-        decoder.generate(vectors, batch_size=batch, num_beams=num_beams)
-    return (time.perf_counter() - start) * 1000.0 / len(vectors)
+CHILD = Path(__file__).resolve().with_name("_generation_speed_child.py")
+
+
+def _child(tree: Path, model: str, vectors: Path, weights: str, what: str) -> dict:
+    """Run the speed child with the package imported from ``tree``; its JSON answer."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(CHILD), model, str(vectors), weights, what], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the speed child failed with the code in {tree}:\n{done.stderr[-2000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(answer["package"]) != (tree / "lightweight_decoder").resolve():
+        raise RuntimeError(f"the speed child imported {answer['package']}, not the code in {tree}")
+    return answer
+
+
+def _code_label(tree: Path) -> str:
+    """The commit a source tree is at (short hash, "+changes" when it has uncommitted ones), else its path."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return str(tree)
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _speed(model: str, vectors: np.ndarray, trees: list[Path], rounds: int) -> dict:
+    """Latency (best of ``rounds``) and peak RSS of generation alone for every weight format and code tree."""
+    labels = [_code_label(tree) for tree in trees]
+    best: dict[tuple, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vectors.npy"
+        np.save(path, vectors)
+        for r in range(rounds):
+            order = list(zip(trees, labels))
+            for tree, label in order if r % 2 == 0 else order[::-1]:  # neither version always runs first
+                for w in WEIGHTS:
+                    for row in _child(tree, model, path, w, "latency")["rows"]:
+                        key = (label, w, row["batch_size"], row["num_beams"])
+                        best[key] = min(best.get(key, float("inf")), row["ms_per_sentence"])
+                        print(label, w, row, flush=True)
+        rss = {label: {w: _child(tree, model, path, w, "rss") for w in WEIGHTS} for tree, label in zip(trees, labels)}
+    latency = [{"code": label, "weights": w, "batch_size": b, "num_beams": nb, "ms_per_sentence": round(ms, 2),
+                "sentences_per_s": round(1000.0 / ms, 1)} for (label, w, b, nb), ms in best.items()]
+    return {
+        "code": [{"label": label, "path": str(tree)} for tree, label in zip(trees, labels)],
+        "rounds": rounds, "n": len(vectors), "latency": latency,
+        "peak_rss_mb_decoder_only": {label: {w: r["peak_mb"] for w, r in rss[label].items()} for label in labels},
+        "rss_mb_imports_only": {label: rss[label]["fp32"]["imports_mb"] for label in labels},
+    }
 
 
 def _log_rows(log_path: Path) -> list[dict]:
@@ -109,21 +139,40 @@ def main() -> None:
     parser.add_argument("--model", default=str(REPO / "models" / "default" / "generative"))
     parser.add_argument("--limit", type=int, default=300, help="sentences per dev file")
     parser.add_argument("--latency-n", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="speed rounds; the best counts")
     parser.add_argument("--log", help="train_log.jsonl for the BLEU-vs-steps plot (default: the model folder's)")
     parser.add_argument("--baseline", action="append", default=[],
                         help="another decoder folder, measured on the same sentences for comparison (repeatable)")
+    parser.add_argument("--speed-only", action="store_true", help="measure speed and RSS, not quality")
+    parser.add_argument("--code", action="append", default=[],
+                        help="the src folder of another version of this project, whose speed on the same weights is "
+                             "measured beside this checkout's (repeatable)")
     args = parser.parse_args()
+    trees = [REPO / "src", *(Path(c).resolve() for c in args.code)]
+    for tree in trees[1:]:
+        if not (tree / "lightweight_decoder" / "__init__.py").exists():
+            parser.error(f"--code {tree}: no lightweight_decoder package there (give the src folder of a checkout)")
 
-    from lightweight_decoder.decoders.generative import GenerativeDecoder
     from lightweight_decoder.encoder import TextEncoder
-    from lightweight_decoder.quality import likelihood, roundtrip, summarize
 
     encoder = TextEncoder()
+    if not args.speed_only:
+        _quality(args, encoder)
+    vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
+    speed = _speed(args.model, vectors, trees, args.rounds)
+    path = write_result("generative_speed", {"command": command(), "machine": machine(), "model": args.model, **speed})
+    print(f"wrote {path}")
+
+
+def _quality(args: argparse.Namespace, encoder) -> None:
+    from lightweight_decoder.decoders.generative import GenerativeDecoder
+    from lightweight_decoder.quality import likelihood, roundtrip, summarize
+
     decoder = GenerativeDecoder.load(args.model, encoder=encoder)
     baselines = [(path, GenerativeDecoder.load(path, encoder=encoder), []) for path in args.baseline]
     quality: list[dict] = []
     quality_int8: list[dict] = []  # the same model with int8 weights (--quantize int8)
-    # without an encoder: decode() and the timings are generation alone, no re-encoding
+    # without an encoder: decode() is generation alone, no re-encoding
     bare = {"fp32": GenerativeDecoder.load(args.model), **{w: GenerativeDecoder.load(args.model, quantize=w) for w in WEIGHTS[1:]}}
     measured = [("", decoder, quality), ("int8 ", bare["int8"], quality_int8)]
     measured += [(f"baseline {Path(path).name} ", dec, rows) for path, dec, rows in baselines]
@@ -142,35 +191,12 @@ def main() -> None:
             f"same_text_{w}": round(float(np.mean([a == b for a, b in zip(bare[w].decode(targets), reference)])), 4)
             for w in WEIGHTS[1:]}})
         print(agreement[-1], flush=True)
-    vectors = encoder.encode(dev_sentences(n=args.latency_n), precision="auto")
-    latency = []
-    for b in (1, 64):
-        for nb in (1, 4):
-            # best of two rounds, the weight formats alternating: this machine's speed drifts by 10-20% over minutes
-            times: dict[str, list[float]] = {w: [] for w in WEIGHTS}
-            for _ in range(2):
-                for w in WEIGHTS:
-                    times[w].append(_latency(bare[w], vectors, b, nb))
-            best = {w: min(times[w]) for w in WEIGHTS}
-            for w in WEIGHTS:
-                latency.append({"weights": w, "batch_size": b, "num_beams": nb, "ms_per_sentence": round(best[w], 2),
-                                "sentences_per_s": round(1000.0 / best[w], 1)})
-                print(latency[-1], flush=True)
-    ctx = multiprocessing.get_context("spawn")
-    rss = {}
-    for w in WEIGHTS:
-        queue = ctx.Queue()
-        child = ctx.Process(target=_peak_rss_child, args=(args.model, vectors, None if w == "fp32" else w, queue))
-        child.start()
-        rss[w] = queue.get(timeout=600)
-        child.join()
-        print(f"peak RSS {w}: {rss[w][1]:.1f} MB (imports {rss[w][0]:.1f} MB)", flush=True)
     log = Path(args.log) if args.log else Path(args.model) / "train_log.jsonl"
     path = write_result("generative", {
         "command": command(), "machine": machine(), "model": args.model,
         "parameters": decoder.num_parameters, "training": decoder.metadata,
-        "quality": quality, "quality_int8": quality_int8, "same_text_as_fp32": agreement, "latency": latency,
-        "peak_rss_mb_decoder_only": {w: round(rss[w][1], 1) for w in WEIGHTS}, "rss_mb_imports_only": round(rss["fp32"][0], 1),
+        "quality": quality, "quality_int8": quality_int8, "same_text_as_fp32": agreement,
+        "speed": "generative_speed.json",
         "plot": _plot(log, args.baseline),
         "baselines": [{"model": path, "parameters": dec.num_parameters, "training": dec.metadata, "quality": rows}
                       for path, dec, rows in baselines],

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, changed_generation, decoding_name, latency_columns, rss_text
+from _common import REPO, RESULTS, changed_generation, decoding_name, speed_rows, speed_rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -78,6 +78,21 @@ def _baseline(bench: dict) -> list[str]:
     listed = ", ".join(f"`{base['model']}`" for base in bases)
     return [f"Against other decoders measured on the same sentences in the same run (`--baseline`: {listed}):", "",
             markdown_table(rows, list(rows[0])), ""]
+
+
+def _speed() -> list[str]:
+    """The speed table, from bench/results/generative_speed.json and the command that wrote it."""
+    speed = json.loads((RESULTS / "generative_speed.json").read_text())
+    rows, columns = speed_rows(speed)
+    return [
+        f"Speed of generation alone (no re-encoding; `{speed['command']}`, best of {speed['rounds']} rounds, "
+        f"{speed['machine']['date']}):",
+        "",
+        markdown_table(rows, columns),
+        "",
+        f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): {speed_rss_text(speed)}.",
+        "",
+    ]
 
 
 def main() -> None:
@@ -158,14 +173,7 @@ def main() -> None:
         "",
         *_baseline(bench),
         *_converted(bench),
-        "Speed of generation alone (no re-encoding; best of two rounds):",
-        "",
-        markdown_table(bench["latency"], latency_columns(bench["latency"])),
-        "",
-        f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): "
-        f"{rss_text(bench['peak_rss_mb_decoder_only'])}, of which importing torch and the package take "
-        f"{bench.get('rss_mb_imports_only', '(not measured)')} MB.",
-        "",
+        *_speed(),
         "Dev BLEU during training (`train_log.jsonl`, 200 sentences of wikipedia_dev.txt, greedy; steps counted "
         "across all runs; loss is the training LM loss in nats/token, over every token since the previous line where "
         "the log has `lm_mean`, else that of the last batch; nll, where logged, that of the dev sentences):",

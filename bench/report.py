@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from _common import REPO, RESULTS, latency_columns, rss_text
+from _common import REPO, RESULTS, latency_columns, rss_text, speed_rows, speed_rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -101,17 +101,34 @@ def generative_section(res: dict) -> list[str]:
             ""] if res.get("quality_int8") else []),
         *(["How often the converted weights write exactly the fp32 model's text (the same sentences, decoded in batches of 64):", "",
             markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),
-        "Generation alone (no re-encoding), best of two rounds:",
-        "",
-        markdown_table(res["latency"], latency_columns(res["latency"])),
-        "",
-        f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: {rss_text(res['peak_rss_mb_decoder_only'])}"
-        + (f"; {res['rss_mb_imports_only']} MB of it after importing torch and the package, before the model." if "rss_mb_imports_only" in res else "."),
-        "",
     ]
     if res.get("plot"):
         lines += [f"![dev BLEU against training steps](results/{res['plot']})", ""]
+    if (speed := _load("generative_speed")) is not None:
+        lines += generation_speed_section(speed)
+    elif "latency" in res:  # results written before speed had a file of its own
+        lines += ["Generation alone (no re-encoding), best of two rounds:", "",
+                  markdown_table(res["latency"], latency_columns(res["latency"])), "",
+                  f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: "
+                  f"{rss_text(res['peak_rss_mb_decoder_only'])}.", ""]
     return lines
+
+
+def generation_speed_section(speed: dict) -> list[str]:
+    rows, columns = speed_rows(speed)
+    versions = ", ".join(f"{c['label']} (`{c['path']}`)" for c in speed["code"])
+    return [
+        "### Generation speed",
+        "",
+        f"`{speed['command']}`: generation alone (no re-encoding) with the model's decoding defaults, {speed['n']} "
+        f"wikipedia_dev sentences, best of {speed['rounds']} rounds; each measurement in a fresh process importing the "
+        f"code of {versions}. {_machine(speed['machine'])}.",
+        "",
+        markdown_table(rows, columns),
+        "",
+        f"Peak RSS (VmHWM) of a fresh process that loads only the decoder and generates a batch of 64: {speed_rss_text(speed)}.",
+        "",
+    ]
 
 
 def _table_section(heading: str, intro: str, rows: list[dict], columns: list[str], after: tuple[str, ...] = ()) -> list[str]:

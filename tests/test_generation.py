@@ -9,7 +9,7 @@ import torch
 
 from lightweight_decoder.errors import ConfigError
 from lightweight_decoder.generation import GenerationConfig, generate
-from lightweight_decoder.model import ModelConfig, PrefixLM
+from lightweight_decoder.model import KVCache, ModelConfig, PrefixLM
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +229,69 @@ def test_batched_beam_search_matches_one_sentence_at_a_time(injected_model, cond
     for i in range(cond.shape[0]):
         alone = generate(injected_model, cond[i:i + 1], cfg)[0]
         assert [h.tokens for h in batched[i]] == [h.tokens for h in alone]
+
+
+def test_rows_that_finish_early_leave_the_others_unchanged():
+    """Rows leave the batch (and the KV cache) as they emit end-of-text; the rest decode as the full forward pass
+    says. A model whose end-of-text embedding is scaled up ends rows after 0, 2 and 9 tokens, so rows drop out at
+    several steps, once with two rows at a time."""
+    torch.manual_seed(0)
+    m = PrefixLM(ModelConfig.preset("tiny", embedding_dim=16, max_len=16, vocab_size=64)).eval()
+    with torch.no_grad():
+        m.tok_emb.weight[m.config.eos_id] *= 8
+    torch.manual_seed(5)
+    c = torch.randn(6, 16)
+    c = c / c.norm(dim=1, keepdim=True)
+    lengths = [len(h[0].tokens) for h in generate(m, c, GenerationConfig(max_new_tokens=10))]
+    assert lengths == [2, 0, 9, 10, 9, 9]
+    _assert_cached_greedy_matches_full_forward(m, c)
+    _assert_cached_greedy_matches_full_forward(m, c, repetition_penalty=3.0)
+    cfg = GenerationConfig(max_new_tokens=10, num_beams=3, num_return_sequences=2)
+    batched = generate(m, c, cfg)
+    for i in range(c.shape[0]):
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in generate(m, c[i:i + 1], cfg)[0]]
+
+
+def test_kv_cache_select_keeps_the_filled_positions_of_the_chosen_rows():
+    cache = KVCache.empty(n_layer=2, rows=3, n_head=2, capacity=5, head_dim=4, dtype=torch.float32)
+    cache.keys.fill_(-1.0)
+    cache.values.fill_(-1.0)
+    for row in range(3):
+        cache.keys[:3, :, row], cache.values[:3, :, row] = row, 10 + row
+    cache.length = 3
+    cache.select(torch.tensor([2, 0, 0]))  # beams: reordered, one row twice
+    assert len(cache) == 3 and cache.capacity == 5
+    assert cache.keys[:3, :, :, 0, 0].tolist() == [[[2.0, 0.0, 0.0]] * 2] * 3
+    assert cache.values[:3, :, :, 0, 0].tolist() == [[[12.0, 10.0, 10.0]] * 2] * 3
+    cache.select(torch.tensor([0, 2]))  # rows that finished leave
+    assert len(cache) == 2 and cache.keys[:3, :, :, 1, 3].tolist() == [[[2.0, 0.0]] * 2] * 3
+    keys, _ = cache.layer(1)
+    assert keys.shape == (2, 2, 5, 4) and keys[0, 1, :3].tolist() == [[2.0] * 4] * 3
+
+
+def test_step_refuses_a_position_the_cache_does_not_expect(model, cond):
+    bos = torch.full((3,), model.config.bos_id)
+    _, cache = model.start(cond, bos, max_new_tokens=2)
+    first = model.config.prefix_len + 1
+    with pytest.raises(ValueError, match="goes at"):
+        model.step(bos, cache, first + 1)
+    model.step(bos, cache, first)
+    model.step(bos, cache, first + 1)
+    with pytest.raises(ValueError, match="room for"):
+        model.step(bos, cache, first + 2)
+
+
+def test_decoding_follows_changes_to_the_output_weights():
+    """Decoding keeps a transposed copy of the (tied) output layer; it must be remade when the weights change, as
+    they do in training and when weights are loaded."""
+    torch.manual_seed(0)
+    m = PrefixLM(ModelConfig.preset("tiny", embedding_dim=16, max_len=16, vocab_size=64)).eval()
+    c = torch.nn.functional.normalize(torch.randn(2, 16), dim=1)
+    bos = torch.full((2,), m.config.bos_id)
+    before = m.start(c, bos)[0]
+    with torch.no_grad():
+        m.tok_emb.weight.mul_(3.0)
+        full, _ = m(c, bos[:, None])
+    after = m.start(c, bos)[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, full[:, 0], rtol=1e-4, atol=1e-4)
