@@ -181,9 +181,10 @@ def _quality(args: argparse.Namespace, encoder) -> None:
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)  # once per file: every decoder is judged against the same vectors
         for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second
-            summary = summarize(list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets)))
+            trips = list(roundtrip(texts, encoder, lambda v: dec.generate(v, rescore=False).text, vectors=targets))
+            summary = summarize(trips)
             if dec.quantization is None:  # the likelihood of the float models: int8 changes the text, not what is measured here
-                summary.update(likelihood(dec, texts, targets))
+                summary.update(likelihood(dec, texts, targets, outputs=[t.output for t in trips]))
             rows.append({"file": path.name, "decoding": decoding_name(dec.generation_config.to_dict()), **summary})
             print(f"{label}{rows[-1]}", flush=True)
         reference = bare["fp32"].decode(targets)  # batches of 64; fp32's text does not depend on the batch

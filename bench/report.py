@@ -70,7 +70,8 @@ def phrasebank_section(res: dict) -> list[str]:
 
 
 # no ms column: the round trips' times include re-encoding and ran beside other work, so they are no latency; the latency table is
-QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "nll", "nll_mismatched"]
+QUALITY_COLUMNS = ["file", "decoding", "n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "nll", "nll_mismatched",
+                   "nll_output", "search_errors"]
 
 
 def _quality_table(rows: list[dict]) -> str:
@@ -92,7 +93,10 @@ def generative_section(res: dict) -> list[str]:
         "",
         *(["nll: mean negative log-likelihood per token (nats) of the true sentence given its embedding, all tokens of a file "
            "weighing alike; nll_mismatched: the same, each sentence read under another one's embedding "
-           "(`lightweight_decoder.quality.likelihood`).", ""] if "nll" in res["quality"][0] else []),
+           "(`lightweight_decoder.quality.likelihood`)."
+           + (" nll_output: the same for the decoder's own outputs; search_errors: the share of sentences the model finds "
+              "more likely than what it wrote (failures of the search; the rest are the model's)." if "search_errors" in res["quality"][0] else ""),
+           ""] if "nll" in res["quality"][0] else []),
         *[line for base in res.get("baselines", [])
           for line in (f"Baseline measured in the same run on the same sentences: `{base['model']}` ({base['parameters']:,} parameters).", "",
                        _quality_table(base["quality"]), "")],

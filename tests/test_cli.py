@@ -214,7 +214,7 @@ def test_train_then_roundtrip_generative(tmp_path):
     ev = runner.invoke(main, ["eval", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--num-beams", "2"])
     assert ev.exit_code == 0, ev.output
     summary = json.loads(ev.output)
-    assert summary["n"] == 3 and {"nll", "perplexity", "nll_mismatched"} <= set(summary) and summary["nll"] > 0
+    assert summary["n"] == 3 and {"nll", "perplexity", "nll_mismatched", "nll_output", "search_errors"} <= set(summary) and summary["nll"] > 0
     int8 = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"),
                                 "--quantize", "int8", "--json"])
     assert int8.exit_code == 0, int8.output

@@ -67,3 +67,29 @@ def test_likelihood_weighs_every_token_alike_and_never_reads_a_text_under_its_ow
     assert alone == {"nll": scores["nll"], "perplexity": scores["perplexity"]} and len(scorer.read) == 3  # one pass more, not two
     with pytest.raises(ValueError, match="one vector per text"):
         likelihood(scorer, ["a", "b"], np.eye(5, dtype=np.float32))
+
+
+class _TextScorerDouble:
+    """Test double: a generative decoder that scores each text by a fixed table, (total nats, tokens), whatever the vector."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def sequence_log_probs(self, texts, vectors):
+        assert len(vectors) == len(texts)
+        return -np.array([self.table[t][0] for t in texts]), np.array([self.table[t][1] for t in texts])
+
+
+def test_search_errors_count_the_true_texts_the_model_prefers_to_what_it_wrote():
+    scorer = _TextScorerDouble({"t1": (10.0, 5), "t2": (4.0, 2), "t3": (9.0, 3), "o1": (6.0, 3), "o2": (8.0, 4), "o3": (3.0, 3)})
+    vectors = np.eye(3, dtype=np.float32)
+    scores = likelihood(scorer, ["t1", "t2", "t3"], vectors, mismatched=False, outputs=["o1", "o2", "o3"])
+    # t2 costs 4 nats in all against its output's 8: the search missed a likelier text; t1 and t3 cost more than theirs
+    assert scores["search_errors"] == pytest.approx(1 / 3, abs=1e-4) and scores["nll_output"] == 17.0 / 10
+    assert scores["nll"] == 23.0 / 10  # the true texts' likelihood is unchanged by the outputs
+    partly = likelihood(scorer, ["t1", "t2", "t3"], vectors, mismatched=False, outputs=["o1", " ", "o3"])
+    assert partly["search_errors"] == 0.0 and partly["nll_output"] == 9.0 / 6  # an empty output is left out
+    nothing = likelihood(scorer, ["t1"], vectors[:1], mismatched=False, outputs=[""])
+    assert nothing["search_errors"] is None and nothing["nll_output"] is None
+    with pytest.raises(ValueError, match="one output per text"):
+        likelihood(scorer, ["t1", "t2"], vectors[:2], outputs=["o1"])

@@ -653,7 +653,9 @@ def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: 
 
     With --decoder generative also how well the model predicts each line from its embedding: nll (nats per
     token), perplexity, and nll_mismatched (each line read under another line's embedding; the gap shows
-    how much the predictions rest on the right embedding).
+    how much the predictions rest on the right embedding); nll_output, the same for the decoder's own outputs,
+    and search_errors, the share of lines the model finds more likely than what it wrote (errors a better
+    search could fix; the rest are the model's).
 
     \b
     Example:
@@ -667,7 +669,7 @@ def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: 
     rows = list(roundtrip(texts, encoder, decoder.decode, vectors=vectors))
     summary = summarize(rows)
     if kind == "generative":
-        summary.update(likelihood(decoder, texts, vectors))
+        summary.update(likelihood(decoder, texts, vectors, outputs=[r.output for r in rows]))
     if out:
         _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
     if table:

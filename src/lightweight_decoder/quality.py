@@ -134,7 +134,7 @@ def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
 
 
 def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.ndarray, *, seed: int = 0,
-               mismatched: bool = True) -> dict[str, float | None]:
+               mismatched: bool = True, outputs: Sequence[str] | None = None) -> dict[str, float | None]:
     """How well a generative decoder predicts each true text from its embedding, over the whole corpus.
 
     - ``nll``: mean negative log-likelihood per token (nats; every token of the corpus weighs alike, the end of
@@ -145,6 +145,15 @@ def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.n
       with one text: there is no other). The gap to ``nll`` shows how much the predictions rest on the right
       embedding. It is larger than what the embedding alone tells the decoder: a wrong embedding also misleads.
       ``mismatched=False`` leaves it out (one pass over the texts instead of two).
+
+    With ``outputs``, the texts the decoder wrote for the same vectors, it also tells model errors from search
+    errors (as Stahlberg and Byrne did for translation):
+
+    - ``nll_output``: the mean negative log-likelihood per token of the decoder's own outputs (far below ``nll``:
+      decoding picks likely text);
+    - ``search_errors``: the share of texts the model finds more likely in total than the output it wrote. Those
+      are failures of the search (greedy, beams), which a better search could fix; the rest are the model's: it
+      prefers what it wrote to the truth. An empty output (end of text first) is left out of both.
 
     >>> likelihood(decoder, ["The cat sat."], encoder.encode(["The cat sat."]))   # doctest: +SKIP
     {'nll': 2.1, 'perplexity': 8.17, 'nll_mismatched': None}
@@ -165,6 +174,15 @@ def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.n
             other[order] = np.roll(order, -1)  # text order[i] reads vector order[i + 1]: nobody reads their own
             wrong, _ = decoder.sequence_log_probs(list(texts), vectors[other])
             out["nll_mismatched"] = round(float(-wrong.sum() / counts.sum()), 4)
+    if outputs is not None:
+        if len(outputs) != len(texts):
+            raise ValueError(f"give one output per text: {len(texts)} texts, {len(outputs)} outputs")
+        written = [i for i, o in enumerate(outputs) if o.strip()]
+        out["nll_output"] = out["search_errors"] = None
+        if written:
+            own, own_counts = decoder.sequence_log_probs([outputs[i] for i in written], vectors[written])
+            out["nll_output"] = round(float(-own.sum() / own_counts.sum()), 4)
+            out["search_errors"] = round(float(np.mean(sums[written] > own)), 4)
     return out
 
 
