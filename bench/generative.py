@@ -40,8 +40,6 @@ from _common import REPO, RESULTS, SHARED, command, decoding_name, dev_sentences
 
 
 WEIGHTS = ("fp32", "fp16", "int8")  # the model as saved, and as `--quantize fp16` / `--quantize int8` run it
-
-
 CHILD = Path(__file__).resolve().with_name("_generation_speed_child.py")
 
 
@@ -59,14 +57,14 @@ def _child(tree: Path, model: str, vectors: Path, weights: str, what: str) -> di
 
 
 def _code_label(tree: Path) -> str:
-    """The commit a source tree is at (short hash, "+changes" when it has uncommitted ones), else its path."""
+    """The commit a source tree is at (short hash, "+changes" when files in it have uncommitted changes), else its path."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return str(tree)
-    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--", ".") else "")
 
 
 def _speed(model: str, vectors: np.ndarray, trees: list[Path], rounds: int) -> dict:

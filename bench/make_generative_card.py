@@ -85,7 +85,8 @@ def _speed() -> list[str]:
     speed = json.loads((RESULTS / "generative_speed.json").read_text())
     rows, columns = speed_rows(speed)
     return [
-        f"Speed of generation alone (no re-encoding; `{speed['command']}`, best of {speed['rounds']} rounds, "
+        f"Speed of generation alone (no re-encoding; `{speed['command']}`, best of {speed['rounds']} rounds that each try "
+        f"every setting twice, five times at batch 64; "
         f"{speed['machine']['date']}):",
         "",
         markdown_table(rows, columns),

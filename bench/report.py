@@ -125,7 +125,8 @@ def generation_speed_section(speed: dict) -> list[str]:
         "### Generation speed",
         "",
         f"`{speed['command']}`: generation alone (no re-encoding) with the model's decoding defaults, {speed['n']} "
-        f"wikipedia_dev sentences, best of {speed['rounds']} rounds; each measurement in a fresh process importing the "
+        f"wikipedia_dev sentences, best of {speed['rounds']} rounds that each try every setting twice (five times at batch 64); "
+        f"each measurement in a fresh process importing the "
         f"code of {versions}. {_machine(speed['machine'])}.",
         "",
         markdown_table(rows, columns),
