@@ -91,5 +91,7 @@ def test_search_errors_count_the_true_texts_the_model_prefers_to_what_it_wrote()
     assert partly["search_errors"] == 0.0 and partly["nll_output"] == 9.0 / 6  # an empty output is left out
     nothing = likelihood(scorer, ["t1"], vectors[:1], mismatched=False, outputs=[""])
     assert nothing["search_errors"] is None and nothing["nll_output"] is None
+    assert likelihood(scorer, [], vectors[:0], outputs=[]) == {
+        "nll": None, "perplexity": None, "nll_mismatched": None, "nll_output": None, "search_errors": None}
     with pytest.raises(ValueError, match="one output per text"):
         likelihood(scorer, ["t1", "t2"], vectors[:2], outputs=["o1"])

@@ -162,7 +162,8 @@ def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.n
     if vectors.ndim != 2 or len(vectors) != len(texts):
         raise ValueError(f"give one vector per text: {len(texts)} texts, vectors of shape {vectors.shape}")
     if not len(texts):
-        return {"nll": None, "perplexity": None, **({"nll_mismatched": None} if mismatched else {})}
+        return {"nll": None, "perplexity": None, **({"nll_mismatched": None} if mismatched else {}),
+                **({"nll_output": None, "search_errors": None} if outputs is not None else {})}
     sums, counts = decoder.sequence_log_probs(list(texts), vectors)
     nll = float(-sums.sum() / counts.sum())
     out: dict[str, float | None] = {"nll": round(nll, 4), "perplexity": round(float(np.exp(nll)), 3)}
