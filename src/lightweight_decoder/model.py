@@ -366,9 +366,22 @@ class PrefixLM(nn.Module):
         mask = state[..., state.shape[-1] - self.config.vocab_size:] if self.memory_gate is not None else None
         return inject, mods, mask
 
-    def _logits(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """Normalised hidden states (B, T, C) -> logits (B, T, V), with the copy gate's bonus on memory tokens."""
-        logits = self.lm_head(h)
+    def _logits(self, h: torch.Tensor, mask: torch.Tensor | None, *, decoding: bool = False) -> torch.Tensor:
+        """Normalised hidden states (B, T, C) -> logits (B, T, V), with the copy gate's bonus on memory tokens.
+
+        ``decoding`` (no gradients): a float output layer multiplies by a contiguous copy of its transposed weight
+        instead: in that layout the (8192, 256) layer of the shipped model took 240 us for one row here instead of
+        484, and 3.6 ms for 64 rows instead of 4.7. The copy is made again whenever the weight changes (training,
+        loading); a quantized layer is called as it is.
+        """
+        if decoding and type(self.lm_head) is nn.Linear:
+            weight = self.lm_head.weight
+            key = (weight.data_ptr(), weight._version, weight.dtype)
+            if getattr(self, "_head_key", None) != key:
+                self._head_t, self._head_key = weight.detach().t().contiguous(), key
+            logits = h @ self._head_t
+        else:
+            logits = self.lm_head(h)
         return logits if mask is None else logits + self.memory_gate(h) * mask
 
     def _context(self, cond: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
@@ -438,7 +451,7 @@ class PrefixLM(nn.Module):
             keys, values = cache.layer(i)
             keys[:, :, :T], values[:, :, :T] = k, v
         cache.length = T
-        return self._head(self.norm(x[:, -1]), mask), cache
+        return self._logits(self.norm(x[:, -1:]), mask, decoding=True)[:, 0], cache
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, cache: KVCache, position: int, state: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
@@ -459,25 +472,7 @@ class PrefixLM(nn.Module):
         for i, (block, mod) in enumerate(zip(self.blocks, mods)):
             x = block.step(x, cos, sin, *cache.layer(i), position, mod)
         cache.length = position + 1
-        return self._head(self.norm(x), mask), cache
-
-    def _head(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_logits` for one position per row, h (B, C) -> (B, V), as decoding needs it.
-
-        A float output layer multiplies by a contiguous copy of its transposed weight: in that layout the
-        (8192, 256) layer of the shipped model took 240 us for one row here instead of 484, and 3.6 ms for 64 rows
-        instead of 4.7. The copy is made again whenever the weight changes (training, loading); a quantized
-        layer is called as it is.
-        """
-        if type(self.lm_head) is not nn.Linear:
-            logits = self.lm_head(h)
-        else:
-            weight = self.lm_head.weight
-            key = (weight.data_ptr(), weight._version, weight.dtype)
-            if getattr(self, "_head_key", None) != key:
-                self._head_t, self._head_key = weight.detach().t().contiguous(), key
-            logits = h @ self._head_t
-        return logits if mask is None else logits + self.memory_gate(h) * mask[:, 0]
+        return self._logits(self.norm(x)[:, None], mask, decoding=True)[:, 0], cache
 
 
 def grown_state_dict(state: dict[str, torch.Tensor], old_layers: int, new_layers: int) -> dict[str, torch.Tensor]:
