@@ -69,7 +69,7 @@ def main() -> None:
 
             def decode(v: np.ndarray) -> str:
                 result = hybrid.generate(v)
-                details.append(result.details)
+                details.append({**result.details, "own_ms": result.timings["total_ms"]})
                 return result.text
 
             rows.append({"file": path.name, "decoder": "hybrid", "num_steps": steps,
@@ -77,6 +77,8 @@ def main() -> None:
                          "encoder_calls": round(float(np.mean([d["encoder_calls"] for d in details])), 2),
                          "steps_taken": round(float(np.mean([d["steps"] for d in details])), 2),
                          "pool_cut_share": round(float(np.mean([bool(d["skipped"]) for d in details])), 2),
+                         "own_ms_p50": round(float(np.median([d["own_ms"] for d in details])), 1),
+                         "own_ms_max": round(float(np.max([d["own_ms"] for d in details])), 1),
                          "screened": round(float(np.mean([d["screened"] for d in details])), 1)})
             print(rows[-1], flush=True)
     plot = f"{args.out}_budget.png"

@@ -168,15 +168,18 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
     limit = "" if seconds == "" else f"; time limit per sentence: {'none' if seconds is None else f'{seconds} s'}"
     weight = res.get("fluency_weight", 0)  # results before the fluency term judged by cosine alone
     judged = f"cosine + {weight} x the generator's mean token log-probability" if weight else "cosine"
+    own = any("own_ms_max" in r for r in res["results"])  # results before 2026-12-01 did not time the call alone
     return _table_section(
         title,
         f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}{limit}. "
         f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the best by the judge's "
         f"measure ({judged}), "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
-        f"lower candidates left out). {_machine(res['machine'])}.",
+        f"lower candidates left out); ms_per_sentence is the mean time of a decode call"
+        f"{', own_ms_p50 and own_ms_max the hybrid call as it times itself, median and slowest sentence' if own else ''}. "
+        f"{_machine(res['machine'])}.",
         res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "token_f1", "cosine",
-         "ms_per_sentence"],
+         "ms_per_sentence", *(["own_ms_p50", "own_ms_max"] if own else [])],
         after=(f"![quality against correction budget](results/{res['plot']})", ""))
 
 
@@ -189,6 +192,22 @@ def hybrid_ablation_section(res: dict) -> list[str]:
         f"weighted mean token log-probability of the text under the generator given the target; the edits' words drawn "
         f"from the pool, or also from the words the screen suggests for the current best. {_machine(res['machine'])}.",
         res["results"], ["file", "edits", "judged_by", "n", "bleu", "exact_match", "token_f1", "cosine", "ms_per_sentence"])
+
+
+def hybrid_pool_section(res: dict) -> list[str]:
+    picks = res["picks"]
+    return _table_section(
+        "### Which candidates the judge picks",
+        f"`{res['command']}`: {_lines(res)} of each dev file (not the ones reported above), no time limit. Every "
+        f"candidate the hybrid draws on is made and judged (exact cosine + {res['fluency_weight']} x the generator's mean "
+        f"token log-probability); each row is the judge's pick when the pool holds only those candidates. `bank top 3 + "
+        f"greedy` is what the hybrid judged first until 2026-12-01 with the shipped compressed bank (and, within a second "
+        f"on a CPU without bf16, about all it judged); it now judges `greedy + 4 beams` first, and a compressed bank's "
+        f"hits when time is left or when the bank's best could take the fast path. {_machine(res['machine'])}.",
+        res["results"], ["file", "pool", "n", "bleu", "exact_match", "token_f1", "cosine"],
+        after=("Where the judge's pick over all candidates came from (a text two sources wrote counts for the first of "
+               "greedy, beam, sample, bank):", "",
+               markdown_table(picks, list(picks[0])), ""))
 
 
 def screen_section(res: dict) -> list[str]:
@@ -304,6 +323,8 @@ def main() -> None:
         lines += hybrid_section(hyb, "### Hybrid decoder with no time limit")
     if (abl := _load("hybrid_ablation")) is not None:
         lines += hybrid_ablation_section(abl)
+    if (pool := _load("hybrid_pool")) is not None:
+        lines += hybrid_pool_section(pool)
     if (scr := _load("screen")) is not None:
         lines += screen_section(scr)
     if (svc := _load("service")) is not None:

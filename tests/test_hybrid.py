@@ -58,7 +58,9 @@ def test_budget_limits_encoder_calls(bank, generator, small_encoder):
 
 
 class _SlowEncoderDouble:
-    """Test double: the small encoder, on a fake clock that advances ``seconds`` (10 ms) per text it encodes."""
+    """Test double: the small encoder, on a fake clock that advances ``seconds`` (10 ms) per 30 characters of a batch
+    padded to its longest text, plus as much again as 100 such characters per call, as a real encoder costs (one
+    text of 20 characters: 40 ms; 5 texts of up to 60 characters: 133 ms)."""
 
     def __init__(self, encoder, seconds=0.01):
         self.inner, self.now, self.texts, self.seconds = encoder, 0.0, 0, seconds
@@ -68,8 +70,9 @@ class _SlowEncoderDouble:
         return self.now
 
     def encode(self, texts, **kwargs):
-        self.now += self.seconds * len(texts)
-        self.texts += len(texts)
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        self.now += self.seconds * (100 + len(batch) * max(map(len, batch))) / 30
+        self.texts += len(batch)
         return self.inner.encode(texts, **kwargs)
 
 
@@ -83,7 +86,7 @@ def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator
     target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
     slow.texts = 0
     result = hybrid.generate(target)
-    # the pool (bank top 10, greedy, 4 beams, 4 samples) costs ~0.19 s; a full round of 48 edits would end at ~0.67 s
+    # the bank's exact scores cost nothing; a full round of 48 edits of ~60 characters would cost ~1 s on its own
     assert slow.texts <= 50 and result.timings["total_ms"] <= 500 + 1e-6
     assert result.details["stopped_by"] in ("max_seconds", "converged") and result.details["encoder_calls"] >= 2
     assert hybrid.generate(target, max_seconds=0.01).details["stopped_by"] == "max_seconds"  # the pool alone spends it
@@ -146,10 +149,11 @@ def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encod
                            HybridConfig(num_steps=5, num_beams=4, num_samples=4, max_encoder_calls=100, max_seconds=0.4))
     target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
     result = hybrid.generate(target)
-    # the bank's exact scores cost nothing; greedy 0.2 s + judging it 0.01 s; 4 beams (~0.44 s before measured) do not fit
+    # the bank's exact scores cost nothing; greedy 0.2 s + judging it ~0.04 s; 4 beams (~0.44 s before measured) do not fit
     assert result.details["pool"] == ["bank", "greedy", "bank_rest"] and result.details["skipped"] == ["beam", "sample"]
-    assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration (0.19 s < 0.21 s)
+    assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration (0.16 s < 0.2 s)
     assert result.timings["total_ms"] <= 400 + 1e-6
+    assert hybrid._judge_price > 0  # measured: the next call prices judging at it before it judges anything
     roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
     assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
 
@@ -285,22 +289,61 @@ def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(s
     assert fast.score == pytest.approx(1.0, abs=2e-3) and len(recorder.seen) == hybrid.config.judge_k
 
 
-def test_the_judge_prices_a_text_over_all_its_calls(small_encoder, monkeypatch):
+def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(small_encoder):
+    """A compressed bank's approximate best far below tau is not re-encoded first: the generator's greedy output and
+    beams are, in one call, and the bank's hits follow in the last batch. A bank whose best could reach tau is judged
+    first, for the fast path."""
+    from lightweight_decoder.config import PhraseBankConfig
+
+    texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
+    approximate = PhraseBank.from_vectors(texts, small_encoder.encode(texts), encoder_name=small_encoder.name,
+                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    target = small_encoder.encode("Completely unrelated words about astronomy and telescopes.")
+    double = _GeneratorDouble(small_encoder.dimension, first="Telescopes watch the stars.", other="A cat sat.")
+    double.query = target
+    cfg = HybridConfig(num_steps=0, num_beams=2, num_samples=0, max_seconds=60)
+    hits = [hit.text for hit in approximate.search(target, cfg.bank_k)[0]]
+    assert approximate.search(target, 1)[0][0].score < cfg.tau - 0.15  # the case this test is about
+    recorder = _RecordingEncoderDouble(small_encoder)
+    hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg)
+    hybrid.generate(target)
+    assert recorder.batches == [1, 2, len(hits)]  # the decoder's first call prices judging on the greedy text alone
+    recorder.seen.clear(), recorder.batches.clear()
+    result = hybrid.generate(target)
+    assert recorder.seen == ["Telescopes watch the stars.", "Filler number 0 from beam.", "Filler number 1 from beam."] + hits
+    assert recorder.batches == [3, len(hits)] and result.details["encoder_calls"] == 2
+    assert result.details["pool"] == ["bank", "greedy", "beam", "bank_rest"] and result.details["skipped"] == []
+    assert result.details["bank_score"] == pytest.approx(max(small_encoder.encode(hits) @ target), abs=1e-5)
+
+    tau = float(max(small_encoder.encode(hits[:cfg.judge_k]) @ target)) - 1e-4  # the judged best reaches it
+    assert approximate.search(target, 1)[0][0].score >= tau - 0.15
+    recorder = _RecordingEncoderDouble(small_encoder)
+    near = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg.replace(tau=tau))
+    assert near.generate(target).details["route"] == "fast_path" and recorder.seen == hits[:cfg.judge_k]
+
+
+def test_the_judge_prices_a_character_of_a_padded_batch_over_all_its_calls(small_encoder, monkeypatch):
     from lightweight_decoder.decoders import hybrid as hybrid_module
 
-    class OverheadEncoderDouble(_SlowEncoderDouble):
-        """Test double: a fixed 50 ms per call on top of 10 ms per text, as a real encoder has."""
+    class PaddedEncoderDouble(_SlowEncoderDouble):
+        """Test double: a fixed 50 ms per call on top of 1 ms per character of the batch padded to its longest text,
+        as a real encoder has."""
 
         def encode(self, texts, **kwargs):
-            self.now += 0.05
-            return super().encode(texts, **kwargs)
+            self.now += 0.05 + 0.001 * len(texts) * max(map(len, texts))
+            return self.inner.encode(texts, **kwargs)
 
-    slow = OverheadEncoderDouble(small_encoder)
+    slow = PaddedEncoderDouble(small_encoder)
     monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
     judge = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=0.0)
-    judge(["One.", "Two.", "Three."])
-    judge(["Four."])  # alone, one text costs 60 ms; priced on it, the time left would buy half as much
-    assert judge.per_text == pytest.approx((0.08 + 0.06) / 4) and judge.affordable() == int((1.0 - 0.14) / 0.035)
+    judge(["One.", "Two.", "Three."])  # 3 x 6 characters: 68 ms
+    judge(["A sentence much longer than those."])  # 1 x 34: 84 ms; priced on the mean text, it would look cheap
+    call = hybrid_module._CALL_UNITS  # a call's fixed cost, in units
+    price = (0.068 + 0.084) / (call + 18 + call + 34)
+    assert judge.price == pytest.approx(price) and judge.cost(10, 40) == pytest.approx((call + 400) * price)
+    assert judge.affordable(40) == int((1.0 - 0.152 - call * price) / (40 * price)) < judge.affordable(10)
+    fresh = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=slow.now, prior_price=0.002)
+    assert fresh.price == 0.002 and fresh.affordable(50) == int((1.0 - call * 0.002) / (50 * 0.002))  # the prior prices
 
 
 def test_log_likelihood_matches_token_by_token_decoding(generator, small_encoder):

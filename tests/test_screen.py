@@ -136,6 +136,9 @@ class _EncoderAsScreenDouble:
         self.encoder, self.encoder_name, self.dimension, self.words = encoder, encoder.name, encoder.dimension, list(words)
         self.suggested_for: list[str] = []
 
+    def prepare_suggestions(self):
+        pass
+
     def scores(self, texts, query):
         return self.encoder.encode(list(texts)) @ query
 

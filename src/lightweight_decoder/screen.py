@@ -122,6 +122,10 @@ class EmbeddingScreen(nn.Module):
             top = torch.topk(cosine, min(k, len(table.words))).indices.tolist()
         return [self.casing.get(table.words[i], table.words[i]) for i in top if cosine[i] > -np.inf]
 
+    def prepare_suggestions(self) -> None:
+        """Build what :meth:`suggest_words` needs now (about 1 s, once) rather than on its first call."""
+        self._word_tables()
+
     def _word_tables(self) -> _WordTables:
         """The whole-word tokens' tables, built once (the weights do not change after training or loading)."""
         if self._words is None:

@@ -1,13 +1,18 @@
 """Variant 3: candidates from the phrase bank and the generator, judged by the encoder, then corrected.
 
 1. The bank's top ``bank_k`` hits. A bank whose index scores are exact cosines (it keeps its vectors, or its
-   index stores them whole) gives them without an encoder call; a compressed one (PQ, SQ) has only
-   approximate scores, so its best ``judge_k`` are re-encoded once, by the judge. Fast path: if the best
-   exact cosine is >= ``tau``, return it.
-2. Otherwise build a pool of candidates, cheapest and likeliest first, within the time budget: the generator's
-   greedy output; then, in a second batch, the rest of the bank's top-k and the generator's beams and
-   samples, each only if the time left pays for making and judging it (costs measured in this call and the
-   decoder's previous ones). No text is encoded twice. Keep the best candidate: the closest to the target,
+   index stores them whole) gives them without an encoder call. A compressed one (PQ, SQ) has only
+   approximate scores: its best ``judge_k`` are re-encoded first, by the judge, when there is no generator or
+   when the best approximate score comes within ``_APPROXIMATE_MARGIN`` of ``tau`` (a hit that may take the
+   fast path); otherwise they wait for step 2's last batch. Fast path: if the best exact cosine is >= ``tau``,
+   return it.
+2. Otherwise build a pool of candidates within the time budget, the generator's first: its greedy output and,
+   if the time left pays for making and judging them, its beams, judged in one batch; then, in a last batch,
+   the bank's hits not judged yet and the generator's samples (these only if the time left pays for them),
+   the screen choosing among them when the time left cannot judge them all. Costs are measured in this call
+   and the decoder's previous ones. Measured on held-out dev sentences, the generator's beams are the
+   candidates the judge picks most and the bank's the least, so they come first (bench/README.md). No text
+   is encoded twice. Keep the best candidate: the closest to the target,
    or, with a generator, the best by cosine + ``fluency_weight`` x the generator's mean token log-probability of
    the text given the target (judging by cosine alone lets edits buy cosine with broken text, which costs BLEU:
    see bench/README.md). (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16
@@ -17,7 +22,7 @@
    the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
    and re-encodes them in one batch; keep the best; stop when the best stops improving or the budget
    (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only as many proposals as the time left
-   pays for, at the per-text cost measured in this call. With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
+   pays for, at the cost of judging measured in this call (see :class:`_Judge`). With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
    a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
    screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
    screen also orders the pool's candidates when the budget cannot judge them all. The screen also suggests
@@ -156,19 +161,24 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int, 
 
 class _Judge:
     """The encoder as the judge of one query: scores texts in batches, remembers every score, keeps the best
-    (with its vector, for regeneration from the residual) and measures what judging one text costs.
+    (with its vector, for regeneration from the residual) and measures what judging costs.
+
+    A batch is padded to its longest text, so it costs about its size times that text's length, plus a fixed cost
+    per call: the judge prices that unit (a character of a padded batch; a call adds ``_CALL_UNITS``), not a text.
+    Priced per text, a pool of short generated sentences made the bank's long ones look cheap, and one batch of
+    them could overrun a 1 s budget by half.
 
     A text's merit is its cosine to the query plus ``fluency_weight`` times ``fluency(texts)`` (the generator's mean
     token log-probability given the query) when there is a generator: among texts that embed about as close, the
     one the generator finds likelier wins, and an edit that buys cosine with broken grammar has to buy enough."""
 
     def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float,
-                 fluency: "Callable[[list[str]], np.ndarray] | None" = None) -> None:
-        self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
+                 fluency: "Callable[[list[str]], np.ndarray] | None" = None, prior_price: float = 0.0) -> None:
+        self.encoder, self.query, self.cfg, self.start, self.prior_price = encoder, query, cfg, start, prior_price
         self.fluency = fluency if fluency is not None and cfg.fluency_weight > 0 else None
         self.known: dict[str, float] = {}  # text -> cosine
         self.merit: dict[str, float] = {}  # text -> cosine + fluency_weight * log-likelihood (the cosine without fluency)
-        self.calls, self.seconds, self.texts = 0, 0.0, 0
+        self.calls, self.seconds, self.units = 0, 0.0, 0  # units: per call, _CALL_UNITS + texts x longest text's characters
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
 
     @property
@@ -181,16 +191,22 @@ class _Judge:
         return self.cfg.max_seconds - (_clock() - self.start)
 
     @property
-    def per_text(self) -> float:
-        """Seconds to judge one text, over every call so far (0 before the first): a one-text call (the greedy
-        output) costs ~2x per text what a batch does, so the last call alone would misprice the next."""
-        return self.seconds / self.texts if self.texts else 0.0
+    def price(self) -> float:
+        """Seconds to judge one unit (a character of a batch padded to its longest text), over every call so far
+        (before the first, ``prior_price``: the decoder's last measure, 0 on its first call): a small call costs
+        more per unit than a large one, so the last call alone would misprice the next."""
+        return self.seconds / self.units if self.units else self.prior_price
 
-    def affordable(self) -> int:
-        """How many texts the time left pays for, at the cost of judging one measured so far."""
+    def cost(self, count: int, longest: int) -> float:
+        """Seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters, as priced so far."""
+        return (_CALL_UNITS + count * max(longest, 1)) * self.price
+
+    def affordable(self, longest: int) -> int:
+        """How many texts, none longer than ``longest`` characters, the time left pays for judging in one batch."""
         if self.cfg.max_seconds is None:  # no time limit: the count limits (edits_per_step, ...) apply alone
             return sys.maxsize
-        return int(self.time_left() / self.per_text) if self.per_text > 0 else self.cfg.edits_per_step
+        unit = max(longest, 1) * self.price
+        return int((self.time_left() - self.cost(0, 0)) / unit) if unit > 0 else self.cfg.edits_per_step
 
     def _take(self, texts: list[str], scores: np.ndarray, vectors: np.ndarray) -> bool:
         """Record cosines (and merits) of new texts; True when one of them beats the best so far."""
@@ -212,7 +228,8 @@ class _Judge:
         # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
         vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
         better = self._take(texts, vectors @ self.query, vectors)  # the fluency term is part of judging: timed with it
-        self.calls, self.seconds, self.texts = self.calls + 1, self.seconds + _clock() - t, self.texts + len(texts)
+        self.calls, self.seconds = self.calls + 1, self.seconds + _clock() - t
+        self.units += _CALL_UNITS + len(texts) * max(max(map(len, texts)), 1)
         return better
 
     def accept(self, texts: list[str], scores: list[float], vectors: np.ndarray) -> None:
@@ -222,9 +239,17 @@ class _Judge:
             self._take([texts[i] for i in new], np.asarray(scores, dtype=np.float32)[new], vectors[new])
 
 
-# Generation cost before this decoder has measured it, as a multiple of the greedy time of the same call
-# (measured on the shipped small model, 1 thread: 4 beams ~2.2x, 4 samples ~2.5x the greedy time).
+# Generation cost as a multiple of the greedy time of the same call (which follows the length of the sentence),
+# before this decoder has measured its own (shipped small model, 1 thread: 4 beams ~2.2x, 4 samples ~2.5x).
 _PRIOR_COST = {"beam": 0.55, "sample": 0.65}  # per returned sequence
+# How far below the exact cosine a compressed bank's approximate score may fall: on the shipped bank (PQ96) the
+# scores of 1,200 top-10 hits of held-out sentences were off by 0.03 (sd), at most 0.17
+_APPROXIMATE_MARGIN = 0.15
+_EDIT_GROWTH = 24  # characters an edit may add to the text it edits (a word, or a phrase of up to 8 words)
+# A judging call's fixed cost, in units of a character of a padded batch: measured here, a call of one 100-character
+# text took ~120 ms and five took ~300 ms, about 60 ms a call on top of 0.5 ms a unit
+_CALL_UNITS = 100
+_SOURCES = ("bank", "greedy", "beam", "sample", "bank_rest")  # the pool's sources, in the order details list them
 
 
 class HybridDecoder(TextDecoder):
@@ -240,10 +265,14 @@ class HybridDecoder(TextDecoder):
             raise IncompatibleArtifact(f"the screen was trained for {screen.encoder_name} ({screen.dimension}-D); "
                                        f"the encoder is {encoder.name} ({encoder.dimension}-D)")
         self.phrase, self.generator, self.encoder, self.screen = phrase_decoder, generative_decoder, encoder, screen
+        if screen is not None:
+            screen.prepare_suggestions()  # ~1 s once: not inside the first call's time budget
         self.config = config or HybridConfig()
         self.embedding_dim = encoder.dimension
         self.monitor = PerformanceMonitor()
         self._generation_seconds: dict[tuple[str, int], float] = {}  # last measured, to plan the next call's pool
+        self._generation_ratio: dict[tuple[str, int], float] = {}  # beams' or samples' time / greedy's, last measured
+        self._judge_price = 0.0  # seconds to judge a unit (see _Judge), as the last call measured it (0: not yet)
 
     def __repr__(self) -> str:
         return (f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'}, "
@@ -281,6 +310,21 @@ class HybridDecoder(TextDecoder):
         self._generation_seconds[(kind, n)] = seconds
         return [c.text for c in result.candidates], seconds
 
+    def _affords(self, judge: _Judge, kind: str, n: int, greedy: tuple[str, float], waiting: list[str]) -> bool:
+        """Whether the time left pays for making ``n`` texts of ``kind`` (this call's greedy time x the ratio last
+        measured, else a prior) and judging them, about as long as the greedy text, in one batch with ``waiting``."""
+        if n < 1:
+            return False
+        text, seconds = greedy
+        making = seconds * self._generation_ratio.get((kind, n), _PRIOR_COST[kind] * n)
+        return making + judge.cost(len(waiting) + n, max([len(text)] + [len(t) for t in waiting])) <= judge.time_left()
+
+    def _made(self, kind: str, n: int, query: np.ndarray, cfg: HybridConfig, greedy_s: float) -> tuple[list[str], float]:
+        """``_generated``, recording its time as a multiple of this call's greedy time for the next call's plan."""
+        texts, seconds = self._generated(query, kind, n, cfg)
+        self._generation_ratio[(kind, n)] = seconds / max(greedy_s, 1e-6)
+        return texts, seconds
+
     def _screened(self, texts: list[str], query: np.ndarray, keep: int, cfg: HybridConfig) -> tuple[list[str], int]:
         """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 when all of
         them fit into ``keep``, without a screen, or with ``screen_proposals`` 0: then the first ``keep`` as given)."""
@@ -302,51 +346,54 @@ class HybridDecoder(TextDecoder):
         hits = self._bank_hits(query, cfg)
         bank_texts = [h.text for h in hits]
         fluency = (lambda texts: self.generator.log_likelihood(texts, query)) if self.generator is not None else None
-        judge = _Judge(self.encoder, query, cfg, start, fluency)
-        # 1. the bank: exact scores are taken as they are; approximate ones (PQ, SQ) are judged for the best few
+        judge = _Judge(self.encoder, query, cfg, start, fluency, prior_price=self._judge_price)
+        # 1. the bank: exact scores are taken as they are; of approximate ones (PQ, SQ), the best few are judged
+        # first only if they could take the fast path (or the bank is all there is), else in step 2's last batch
         if hits and self.phrase.bank.vectors_exact:
             judge.accept(bank_texts, [h.score for h in hits], self.phrase.bank.vector([h.id for h in hits]))
-        elif hits:
+        elif hits and (self.generator is None or hits[0].score >= cfg.tau - _APPROXIMATE_MARGIN):
             judge(bank_texts[:cfg.judge_k])
         ranked = sorted(judge.known.items(), key=lambda kv: -kv[1])  # the bank's judged hits, closest first
-        bank_score = ranked[0][1] if ranked else None
         timings = {"bank_ms": (_clock() - start) * 1000.0}
-        if bank_score is not None and bank_score >= cfg.tau:
+        if ranked and ranked[0][1] >= cfg.tau:
             timings["total_ms"] = timings["bank_ms"]
-            return DecodeResult(ranked[0][0], bank_score, "hybrid", [Candidate(text, s, "bank") for text, s in ranked],
-                                timings, details={"route": "fast_path", "steps": 0, "encoder_calls": judge.calls, "bank_score": bank_score,
-                                                  "cosine_per_step": [bank_score], "stopped_by": "fast_path",
+            return DecodeResult(ranked[0][0], ranked[0][1], "hybrid", [Candidate(text, s, "bank") for text, s in ranked],
+                                timings, details={"route": "fast_path", "steps": 0, "encoder_calls": judge.calls, "bank_score": ranked[0][1],
+                                                  "cosine_per_step": [ranked[0][1]], "stopped_by": "fast_path",
                                                   "pool": ["bank"], "skipped": [], "residual_steps": 0, "screened": 0})
-        generate_s, greedy_s = 0.0, 0.0
-        sources, skipped = ["bank"] if hits else [], []
+        # 2. the generator's greedy output, with its beams if the time left pays for them, in one batch; then the
+        # bank's hits not judged yet and the samples (if paid for), as many as the time left pays for judging
+        generate_s, greedy_s, used = 0.0, 0.0, set()
         if self.generator is not None and judge.calls < cfg.max_encoder_calls:
-            greedy, greedy_s = self._generated(query, "greedy", 1, cfg)
-            generate_s = greedy_s
-            sources.append("greedy")
-            judge(greedy)
-        elif self.generator is not None:
-            skipped.append("greedy")
-        # 2. more of the bank, the beams and the samples, each if the time left pays for making and judging it
-        rest = bank_texts[cfg.judge_k:]
-        more = [t for t in rest if t not in judge.known]
-        wanted = [("beam", cfg.num_beams), ("sample", cfg.num_samples)] if self.generator is not None else []
-        for kind, n in wanted:
-            if n < 1:
-                continue
-            cost = self._generation_seconds.get((kind, n), greedy_s * _PRIOR_COST[kind] * n) + n * judge.per_text
-            if judge.calls >= cfg.max_encoder_calls or cost > judge.time_left() - len(more) * judge.per_text:
-                skipped.append(kind)
-                continue
-            texts, seconds = self._generated(query, kind, n, cfg)
-            more, generate_s = more + texts, generate_s + seconds
-            sources.append(kind)
+            first, greedy_s = self._generated(query, "greedy", 1, cfg)
+            generate_s, used = greedy_s, {"greedy"}
+            if judge.price == 0 and judge.calls + 1 < cfg.max_encoder_calls:
+                judge(first)  # judging not priced yet (the decoder's first call): price it on the greedy text alone
+            if self._affords(judge, "beam", cfg.num_beams, (first[0], greedy_s), waiting=first):
+                beams, seconds = self._made("beam", cfg.num_beams, query, cfg, greedy_s)
+                first, generate_s = first + beams, generate_s + seconds
+                used.add("beam")
+            judge(first)
+        more = [t for t in bank_texts if t not in judge.known]
+        if ("greedy" in used and judge.calls < cfg.max_encoder_calls
+                and self._affords(judge, "sample", cfg.num_samples, (first[0], greedy_s), waiting=more)):
+            samples, seconds = self._made("sample", cfg.num_samples, query, cfg, greedy_s)
+            more, generate_s = more + samples, generate_s + seconds
+            used.add("sample")
         more = [t for t in dict.fromkeys(more) if t not in judge.known]
         # when the budget cannot judge them all, the screen picks which (else the order above)
-        more, screened = self._screened(more, query, max(judge.affordable(), 0), cfg)
+        more, screened = self._screened(more, query, max(judge.affordable(max(map(len, more), default=0)), 0), cfg)
         if more and judge.calls < cfg.max_encoder_calls:
             judge(more)
-        if rest:
-            (sources if any(t in judge.known for t in rest) else skipped).append("bank_rest")
+        top, rest = bank_texts[:cfg.judge_k], bank_texts[cfg.judge_k:]
+        used |= {name for name, texts in (("bank", top), ("bank_rest", rest)) if any(t in judge.known for t in texts)}
+        wanted = {"bank": len(top), "bank_rest": len(rest)}
+        if self.generator is not None:
+            wanted.update(greedy=1, beam=cfg.num_beams, sample=cfg.num_samples)
+        sources = [name for name in _SOURCES if name in used]
+        skipped = [name for name in _SOURCES if wanted.get(name, 0) > 0 and name not in used]
+        judged_bank = [judge.known[t] for t in bank_texts if t in judge.known]
+        bank_score = max(judged_bank) if judged_bank else None
         pool = list(judge.known)
         trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
         # 3. correction: edits of the current best, and a regeneration from the residual between target and best
@@ -357,14 +404,15 @@ class HybridDecoder(TextDecoder):
                 break
             proposals = []
             regenerate = self.generator is not None and cfg.residual_alpha > 0
-            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), np.inf) + judge.per_text:
+            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), np.inf) + judge.cost(1, len(judge.best)):
                 shifted = query + cfg.residual_alpha * (query - judge.best_vector)
                 proposals, seconds = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
                 generate_s += seconds
             # a round judges as many edits as the time left pays for, so max_seconds bounds the call
-            # (up to the error of the per-text estimate) instead of being checked only between rounds
+            # (up to the error of the cost estimate) instead of being checked only between rounds
             proposals = [p for p in proposals if p not in judge.known]  # a regeneration may repeat a judged text
-            affordable = judge.affordable() - len(proposals)
+            # an edit is priced as long as the best plus what an edit may add
+            affordable = judge.affordable(len(judge.best) + _EDIT_GROWTH) - len(proposals)
             if affordable < 1 and not proposals:
                 stop = "max_seconds"
                 break
@@ -387,6 +435,8 @@ class HybridDecoder(TextDecoder):
             route = "corrected"
             trace.append(judge.best_score)
         timings.update(generate_ms=generate_s * 1000.0, judge_ms=judge.seconds * 1000.0, total_ms=(_clock() - start) * 1000.0)
+        if judge.units:
+            self._judge_price = judge.price
         ranked = sorted(judge.known.items(), key=lambda kv: -judge.merit[kv[0]])[:20]  # in the judge's order
         return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
                             details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank_score,
