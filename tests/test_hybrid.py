@@ -308,7 +308,8 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
     hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg)
     hybrid.generate(target)
     assert recorder.batches == [1, 2, len(hits)]  # the decoder's first call prices judging on the greedy text alone
-    recorder.seen.clear(), recorder.batches.clear()
+    recorder.seen.clear()
+    recorder.batches.clear()
     result = hybrid.generate(target)
     assert recorder.seen == ["Telescopes watch the stars.", "Filler number 0 from beam.", "Filler number 1 from beam."] + hits
     assert recorder.batches == [3, len(hits)] and result.details["encoder_calls"] == 2
