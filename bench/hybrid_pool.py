@@ -30,13 +30,14 @@ def main() -> None:
     parser.add_argument("--files", nargs="+", default=["dialogue_dev", "wikipedia_dev", "simple_wikipedia_dev"])
     args = parser.parse_args()
 
-    from lightweight_decoder.decoders.hybrid import HybridConfig
+    from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder
     from lightweight_decoder.loading import load_decoder
     from lightweight_decoder.quality import RoundTrip, summarize
 
     phrase, encoder = load_decoder("phrase")
     generator, _ = load_decoder("generative", encoder=encoder)
     cfg = HybridConfig()
+    hybrid = HybridDecoder(phrase, generator, encoder, cfg)  # its candidates(): the generator's texts as the pool asks
     k = cfg.judge_k
     pools = {  # name -> which candidates of a sentence it holds, given them by source in their order
         "greedy": lambda c: c["greedy"],
@@ -55,12 +56,9 @@ def main() -> None:
         for reference, query in zip(texts, targets):
             cands = {
                 "bank": [hit.text for hit in phrase.bank.search(query, k=cfg.bank_k)[0]],
-                "greedy": [c.text for c in generator.generate(query, rescore=False, num_beams=1).candidates],
-                "beam": [c.text for c in generator.generate(query, rescore=False, num_beams=cfg.num_beams,
-                                                           num_return_sequences=cfg.num_beams).candidates],
-                "sample": [c.text for c in generator.generate(query, rescore=False, do_sample=True, temperature=cfg.temperature,
-                                                             top_p=cfg.top_p, num_return_sequences=cfg.num_samples,
-                                                             seed=cfg.seed).candidates],
+                "greedy": hybrid.candidates(query, "greedy", 1),
+                "beam": hybrid.candidates(query, "beam", cfg.num_beams),
+                "sample": hybrid.candidates(query, "sample", cfg.num_samples),
             }
             unique = [t for t in dict.fromkeys(t for s in ORDER for t in cands[s]) if t.strip()]
             cosines = encoder.encode(unique, precision=cfg.judge_precision) @ query

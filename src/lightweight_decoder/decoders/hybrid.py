@@ -270,7 +270,6 @@ class HybridDecoder(TextDecoder):
         self.config = config or HybridConfig()
         self.embedding_dim = encoder.dimension
         self.monitor = PerformanceMonitor()
-        self._generation_seconds: dict[tuple[str, int], float] = {}  # last measured, to plan the next call's pool
         self._generation_ratio: dict[tuple[str, int], float] = {}  # beams' or samples' time / greedy's, last measured
         self._judge_price = 0.0  # seconds to judge a unit (see _Judge), as the last call measured it (0: not yet)
 
@@ -296,9 +295,10 @@ class HybridDecoder(TextDecoder):
         self.monitor.record(_clock() - start, n=len(results))
         return results[0] if single else results
 
-    def _generated(self, query: np.ndarray, kind: str, n: int, cfg: HybridConfig) -> tuple[list[str], float]:
-        """The generator's texts for ``query`` (greedy, ``n`` beams or ``n`` samples) and the seconds they took."""
-        t = _clock()
+    def candidates(self, query: np.ndarray, kind: str, n: int, cfg: HybridConfig | None = None) -> list[str]:
+        """The generator's candidates for ``query`` as the pool asks for them: ``kind`` ``"greedy"`` (one text),
+        ``"beam"`` (``n`` beams) or ``"sample"`` (``n`` samples at ``cfg``'s temperature, top_p and seed)."""
+        cfg = cfg or self.config
         if kind == "beam":
             result = self.generator.generate(query, rescore=False, num_beams=n, num_return_sequences=n, do_sample=False)
         elif kind == "sample":
@@ -306,9 +306,17 @@ class HybridDecoder(TextDecoder):
                                              top_p=cfg.top_p, num_return_sequences=n, seed=cfg.seed, num_beams=1)
         else:
             result = self.generator.generate(query, rescore=False, num_beams=1, do_sample=False, num_return_sequences=1)
+        return [c.text for c in result.candidates]
+
+    def _generated(self, query: np.ndarray, kind: str, n: int, cfg: HybridConfig, greedy_s: float = 0.0) -> tuple[list[str], float]:
+        """:meth:`candidates` and the seconds they took; beams and samples record that time as a multiple of
+        ``greedy_s`` (this call's greedy time) for the next call's plan."""
+        t = _clock()
+        texts = self.candidates(query, kind, n, cfg)
         seconds = _clock() - t
-        self._generation_seconds[(kind, n)] = seconds
-        return [c.text for c in result.candidates], seconds
+        if kind != "greedy":
+            self._generation_ratio[(kind, n)] = seconds / max(greedy_s, 1e-6)
+        return texts, seconds
 
     def _affords(self, judge: _Judge, kind: str, n: int, greedy: tuple[str, float], waiting: list[str]) -> bool:
         """Whether the time left pays for making ``n`` texts of ``kind`` (this call's greedy time x the ratio last
@@ -318,12 +326,6 @@ class HybridDecoder(TextDecoder):
         text, seconds = greedy
         making = seconds * self._generation_ratio.get((kind, n), _PRIOR_COST[kind] * n)
         return making + judge.cost(len(waiting) + n, max([len(text)] + [len(t) for t in waiting])) <= judge.time_left()
-
-    def _made(self, kind: str, n: int, query: np.ndarray, cfg: HybridConfig, greedy_s: float) -> tuple[list[str], float]:
-        """``_generated``, recording its time as a multiple of this call's greedy time for the next call's plan."""
-        texts, seconds = self._generated(query, kind, n, cfg)
-        self._generation_ratio[(kind, n)] = seconds / max(greedy_s, 1e-6)
-        return texts, seconds
 
     def _screened(self, texts: list[str], query: np.ndarray, keep: int, cfg: HybridConfig) -> tuple[list[str], int]:
         """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 when all of
@@ -370,14 +372,14 @@ class HybridDecoder(TextDecoder):
             if judge.price == 0 and judge.calls + 1 < cfg.max_encoder_calls:
                 judge(first)  # judging not priced yet (the decoder's first call): price it on the greedy text alone
             if self._affords(judge, "beam", cfg.num_beams, (first[0], greedy_s), waiting=first):
-                beams, seconds = self._made("beam", cfg.num_beams, query, cfg, greedy_s)
+                beams, seconds = self._generated(query, "beam", cfg.num_beams, cfg, greedy_s)
                 first, generate_s = first + beams, generate_s + seconds
                 used.add("beam")
             judge(first)
         more = [t for t in bank_texts if t not in judge.known]
         if ("greedy" in used and judge.calls < cfg.max_encoder_calls
                 and self._affords(judge, "sample", cfg.num_samples, (first[0], greedy_s), waiting=more)):
-            samples, seconds = self._made("sample", cfg.num_samples, query, cfg, greedy_s)
+            samples, seconds = self._generated(query, "sample", cfg.num_samples, cfg, greedy_s)
             more, generate_s = more + samples, generate_s + seconds
             used.add("sample")
         more = [t for t in dict.fromkeys(more) if t not in judge.known]
@@ -404,10 +406,11 @@ class HybridDecoder(TextDecoder):
                 break
             proposals = []
             regenerate = self.generator is not None and cfg.residual_alpha > 0
-            if regenerate and judge.time_left() > self._generation_seconds.get(("greedy", 1), np.inf) + judge.cost(1, len(judge.best)):
+            # greedy_s: the last greedy generation of this call (correction runs only after the pool's greedy output)
+            if regenerate and judge.time_left() > greedy_s + judge.cost(1, len(judge.best)):
                 shifted = query + cfg.residual_alpha * (query - judge.best_vector)
-                proposals, seconds = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
-                generate_s += seconds
+                proposals, greedy_s = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
+                generate_s += greedy_s
             # a round judges as many edits as the time left pays for, so max_seconds bounds the call
             # (up to the error of the cost estimate) instead of being checked only between rounds
             proposals = [p for p in proposals if p not in judge.known]  # a regeneration may repeat a judged text
