@@ -9,6 +9,8 @@ samples (HybridConfig's defaults), each re-encoded for its exact cosine to the t
 ``fluency_weight`` x the generator's mean token log-probability given the target. Then, per pool (a subset of those
 candidates), the judge's pick is scored against the true sentence; and the share of sentences whose pick over all
 candidates came from each source (a text two sources wrote counts for the first of greedy, beam, sample, bank).
+The last pool row is no judge: it picks, from all the candidates, the one closest to the true sentence by sentence
+BLEU, so it shows how far any choice among these candidates could go (a better judge, reranking, MBR).
 No time limit enters: the texts do not depend on the machine's speed. Writes bench/results/hybrid_pool.json.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import sacrebleu
 
 from _common import command, dev_sentences, machine, write_result
 
@@ -47,11 +50,12 @@ def main() -> None:
         f"greedy + {cfg.num_beams} beams + bank top {k}": lambda c: c["greedy"] + c["beam"] + c["bank"][:k],
         f"all: bank top {cfg.bank_k}, greedy, {cfg.num_beams} beams, {cfg.num_samples} samples": lambda c: [t for s in ORDER for t in c[s]],
     }
+    oracle = "all, the closest to the truth by sentence BLEU (no judge: what choosing could reach)"
     rows, picks = [], []
     for name in args.files:
         texts = dev_sentences(name + ".txt", n=args.offset + args.limit)[args.offset:]
         targets = encoder.encode(texts)
-        chosen: dict[str, list[RoundTrip]] = {pool: [] for pool in pools}
+        chosen: dict[str, list[RoundTrip]] = {pool: [] for pool in [*pools, oracle]}
         won = dict.fromkeys(ORDER, 0)
         for reference, query in zip(texts, targets):
             cands = {
@@ -68,6 +72,8 @@ def main() -> None:
                 judged = [t for t in members(cands) if t in score]
                 best = max(judged, key=lambda t: score[t][0]) if judged else ""
                 chosen[pool].append(RoundTrip(reference, best, score[best][1] if judged else 0.0, 0.0))
+            closest = max(unique, key=lambda t: sacrebleu.sentence_bleu(t, [reference]).score)
+            chosen[oracle].append(RoundTrip(reference, closest, score[closest][1], 0.0))
             best = max(unique, key=lambda t: score[t][0])
             won[next(s for s in ORDER if best in cands[s])] += 1
         for pool, trips in chosen.items():

@@ -200,7 +200,9 @@ def hybrid_pool_section(res: dict) -> list[str]:
         "### Which candidates the judge picks",
         f"`{res['command']}`: {_lines(res)} of each dev file (not the ones reported above), no time limit. Every "
         f"candidate the hybrid draws on is made and judged (exact cosine + {res['fluency_weight']} x the generator's mean "
-        f"token log-probability); each row is the judge's pick when the pool holds only those candidates. `bank top 3 + "
+        f"token log-probability); each row is the judge's pick when the pool holds only those candidates, but the last, "
+        f"which is no judge: it takes the candidate closest to the true sentence (sentence BLEU), so it shows how far any "
+        f"choice among these candidates could go. `bank top 3 + "
         f"greedy` is what the hybrid judged first until 2026-12-01 with the shipped compressed bank (and, within a second "
         f"on a CPU without bf16, about all it judged); it now judges `greedy + 4 beams` first, and a compressed bank's "
         f"hits when time is left or when the bank's best could take the fast path. {_machine(res['machine'])}.",
@@ -319,6 +321,8 @@ def main() -> None:
         lines += compressed_section(comp)
     if (hyb := _load("hybrid")) is not None:
         lines += hybrid_section(hyb)
+    if (hyb := _load("hybrid_bf16")) is not None:  # the same command on a CPU with bf16 instructions (a faster judge)
+        lines += hybrid_section(hyb, "### Hybrid decoder on a CPU with bf16 instructions")
     if (hyb := _load("hybrid_unlimited")) is not None:
         lines += hybrid_section(hyb, "### Hybrid decoder with no time limit")
     if (abl := _load("hybrid_ablation")) is not None:
