@@ -347,6 +347,12 @@ def test_the_judge_prices_a_character_of_a_padded_batch_over_all_its_calls(small
     assert judge.affordable(40) == int((1.0 - 0.152 - call * price) / (40 * price)) < judge.affordable(10)
     fresh = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=slow.now, prior_price=0.002)
     assert fresh.price == 0.002 and fresh.affordable(50) == int((1.0 - call * 0.002) / (50 * 0.002))  # the prior prices
+    # what fits is priced at the texts' real lengths, with the texts already in the batch
+    short, long = "x" * 10, "y" * 150  # at 0.002 s a unit, 2 long ones cost (100 + 300) x 0.002 = 0.8 s of the 1 s, 3 cost 1.1
+    assert fresh.fitting([long] * 5) == [long] * 2 and fresh.fitting([short] * 5 + [long]) == [short] * 5
+    assert fresh.fitting([short] * 5, judged_with=[long] * 2) == [] and fresh.fitting([]) == []
+    unlimited = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(max_seconds=None), start=slow.now, prior_price=0.002)
+    assert unlimited.fitting([long] * 50) == [long] * 50
 
 
 def test_log_likelihood_matches_token_by_token_decoding(generator, small_encoder):

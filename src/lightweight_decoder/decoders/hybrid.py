@@ -21,8 +21,9 @@
    substitutions, insertions and deletions, drawn from the pool) and, with a generator, a regeneration from
    the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
    and re-encodes them in one batch; keep the best; stop when the best stops improving or the budget
-   (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only as many proposals as the time left
-   pays for, at the cost of judging measured in this call (see :class:`_Judge`). With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
+   (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only the proposals the time left pays for
+   when they are judged (after the screen's ranking), at their real lengths and the cost of judging measured in
+   this call (see :class:`_Judge`). With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
    a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
    screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
    screen also orders the pool's candidates when the budget cannot judge them all. The screen also suggests
@@ -45,7 +46,7 @@ import dataclasses
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -207,6 +208,18 @@ class _Judge:
             return sys.maxsize
         unit = max(longest, 1) * self.price
         return int((self.time_left() - self.cost(0, 0)) / unit) if unit > 0 else self.cfg.edits_per_step
+
+    def fitting(self, texts: list[str], judged_with: Sequence[str] = ()) -> list[str]:
+        """The longest head of ``texts`` that the time left pays for judging in one batch with ``judged_with``, as
+        priced so far, by the texts' real lengths (all of them without a time limit)."""
+        if self.cfg.max_seconds is None:
+            return texts
+        left, longest = self.time_left(), max(map(len, judged_with), default=0)
+        for n, text in enumerate(texts):
+            longest = max(longest, len(text))
+            if self.cost(len(judged_with) + n + 1, longest) > left:
+                return texts[:n]
+        return texts
 
     def _take(self, texts: list[str], scores: np.ndarray, vectors: np.ndarray) -> bool:
         """Record cosines (and merits) of new texts; True when one of them beats the best so far."""
@@ -413,7 +426,8 @@ class HybridDecoder(TextDecoder):
                 generate_s += greedy_s
             # a round judges as many edits as the time left pays for, so max_seconds bounds the call
             # (up to the error of the cost estimate) instead of being checked only between rounds
-            proposals = [p for p in proposals if p not in judge.known]  # a regeneration may repeat a judged text
+            # a regeneration may repeat a judged text, or take longer than planned and leave no time to judge it
+            proposals = judge.fitting([p for p in proposals if p not in judge.known])
             # an edit is priced as long as the best plus what an edit may add
             affordable = judge.affordable(len(judge.best) + _EDIT_GROWTH) - len(proposals)
             if affordable < 1 and not proposals:
@@ -426,14 +440,20 @@ class HybridDecoder(TextDecoder):
             # judge the ones the screen ranks best, not the first few
             edits, ranked = self._screened(edits, query, min(cfg.edits_per_step, max(affordable, 0)), cfg)
             screened += ranked
-            proposals += edits
+            # the count above assumed each edit at most _EDIT_GROWTH longer than the best, and the screen took time:
+            # keep the edits (best first) that the time now left pays for, at their real lengths
+            paid = judge.fitting(edits, proposals)
+            if edits and not paid and not proposals:
+                stop = "max_seconds"
+                break
+            proposals += paid
             if not proposals:
                 stop = "no_edits"
                 break
             if not judge(proposals):
                 stop = "converged"
                 break  # nothing proposed helps: a local optimum
-            residual_steps += judge.best not in edits
+            residual_steps += judge.best not in paid
             steps += 1
             route = "corrected"
             trace.append(judge.best_score)
