@@ -318,7 +318,8 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
     judged = small_encoder.encode(hits, precision=cfg.judge_precision)
     assert result.details["bank_score"] == pytest.approx(max(judged @ target), abs=1e-5)
 
-    tau = float(max(small_encoder.encode(hits[:cfg.judge_k]) @ target)) - 1e-4  # the judged best reaches it
+    first = small_encoder.encode(hits[:cfg.judge_k], precision=cfg.judge_precision)  # as the judge encodes them
+    tau = float(max(first @ target)) - 1e-4  # the judged best reaches it
     assert approximate.search(target, 1)[0][0].score >= tau - 0.15
     recorder = _RecordingEncoderDouble(small_encoder)
     near = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg.replace(tau=tau))
