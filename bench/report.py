@@ -175,7 +175,9 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
         f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the best by the judge's "
         f"measure ({judged}), "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
-        f"lower candidates left out); ms_per_sentence is the mean time of a decode call"
+        f"lower candidates left out; since 2026-12-06, with correction rounds, the bank's lower candidates are "
+        f"judged in the first round's batch if the screen ranks them above that round's edits); "
+        f"ms_per_sentence is the mean time of a decode call"
         f"{', own_ms_p50 and own_ms_max the hybrid call as it times itself, median and slowest sentence' if own else ''}. "
         f"{_machine(res['machine'])}.",
         res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "token_f1", "cosine",

@@ -153,7 +153,7 @@ def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encod
     assert result.details["pool"] == ["bank", "greedy", "bank_rest"] and result.details["skipped"] == ["beam", "sample"]
     assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration (0.16 s < 0.2 s)
     assert result.timings["total_ms"] <= 400 + 1e-6
-    assert hybrid._judge_price > 0  # measured: the next call prices judging at it before it judges anything
+    assert hybrid.judge_cost.known and hybrid.judge_cost(1, 50) > 0  # measured: the next call prices judging before it judges
     roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
     assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
 
@@ -326,7 +326,7 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
     assert near.generate(target).details["route"] == "fast_path" and recorder.seen == hits[:cfg.judge_k]
 
 
-def test_the_judge_prices_a_character_of_a_padded_batch_over_all_its_calls(small_encoder, monkeypatch):
+def test_the_judge_prices_a_character_of_a_padded_batch_and_a_fixed_cost_per_call(small_encoder, monkeypatch):
     from lightweight_decoder.decoders import hybrid as hybrid_module
 
     class PaddedEncoderDouble(_SlowEncoderDouble):
@@ -340,20 +340,46 @@ def test_the_judge_prices_a_character_of_a_padded_batch_over_all_its_calls(small
     slow = PaddedEncoderDouble(small_encoder)
     monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
     judge = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=0.0)
+    assert not judge.cost.known and judge.cost(5, 40) == 0 and judge.affordable(40) == HybridConfig().edits_per_step
     judge(["One.", "Two.", "Three."])  # 3 x 6 characters: 68 ms
-    judge(["A sentence much longer than those."])  # 1 x 34: 84 ms; priced on the mean text, it would look cheap
-    call = hybrid_module._CALL_UNITS  # a call's fixed cost, in units
-    price = (0.068 + 0.084) / (call + 18 + call + 34)
-    assert judge.price == pytest.approx(price) and judge.cost(10, 40) == pytest.approx((call + 400) * price)
-    assert judge.affordable(40) == int((1.0 - 0.152 - call * price) / (40 * price)) < judge.affordable(10)
-    fresh = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=slow.now, prior_price=0.002)
-    assert fresh.price == 0.002 and fresh.affordable(50) == int((1.0 - call * 0.002) / (50 * 0.002))  # the prior prices
+    call = hybrid_module._CALL_UNITS  # one size known: a call's fixed cost is taken as this many units
+    assert judge.cost.per_unit == pytest.approx(0.068 / (call + 18)) and judge.cost.fixed == pytest.approx(call * judge.cost.per_unit)
+    judge(["A sentence much longer than those."])  # 1 x 34: 84 ms; two sizes give the fixed cost and the unit's price
+    assert judge.cost.fixed == pytest.approx(0.05) and judge.cost.per_unit == pytest.approx(0.001)
+    assert judge.cost(10, 40) == pytest.approx(0.45) and judge.seconds == pytest.approx(0.152)
+    assert judge.affordable(40) == int((1.0 - 0.152 - 0.05) / 0.04) < judge.affordable(10)
+    fresh = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=slow.now, cost=judge.cost)
+    assert fresh.affordable(50) == int((1.0 - 0.05) / 0.05)  # the decoder's earlier calls price this one's first
     # what fits is priced at the texts' real lengths, with the texts already in the batch
-    short, long = "x" * 10, "y" * 150  # at 0.002 s a unit, 2 long ones cost (100 + 300) x 0.002 = 0.8 s of the 1 s, 3 cost 1.1
-    assert fresh.fitting([long] * 5) == [long] * 2 and fresh.fitting([short] * 5 + [long]) == [short] * 5
-    assert fresh.fitting([short] * 5, judged_with=[long] * 2) == [] and fresh.fitting([]) == []
-    unlimited = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(max_seconds=None), start=slow.now, prior_price=0.002)
+    short, long = "x" * 10, "y" * 150  # 6 long ones cost 0.05 + 0.9 s of the 1 s, 7 cost 1.1
+    assert fresh.fitting([long] * 10) == [long] * 6 and fresh.fitting([short] * 7 + [long]) == [short] * 7
+    assert fresh.fitting([short], judged_with=[long] * 6) == [] and fresh.fitting([]) == []
+    unlimited = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(max_seconds=None), start=slow.now, cost=judge.cost)
     assert unlimited.fitting([long] * 50) == [long] * 50
+
+
+def test_the_judging_price_follows_the_machine_and_stays_physical():
+    from lightweight_decoder.decoders.hybrid import _CALL_UNITS, JudgeCost
+
+    cost = JudgeCost()
+    for units in (100, 400, 900, 200):  # 40 ms a call + 0.5 ms a unit, then the machine slows to twice that
+        cost.record(units // 10, 10, 0.04 + 0.0005 * units)
+    assert cost.fixed == pytest.approx(0.04) and cost.per_unit == pytest.approx(0.0005)
+    for i in range(60):
+        cost.record(10 + 30 * (i % 3), 10, 2 * (0.04 + 0.05 * (1 + 3 * (i % 3))))
+    assert cost.fixed == pytest.approx(0.08, rel=0.05) and cost.per_unit == pytest.approx(0.001, rel=0.05)
+    same = JudgeCost()
+    for seconds in (0.10, 0.12, 0.11):  # one size only: the fixed cost cannot be told from the unit's, it is a share
+        same.record(4, 50, seconds)
+    assert same.fixed == pytest.approx(_CALL_UNITS * same.per_unit) and same(4, 50) == pytest.approx(0.11, rel=0.05)
+    noisy = JudgeCost()
+    noisy.record(1, 10, 0.2)
+    noisy.record(10, 100, 0.1)  # the bigger call was faster: no positive price fits, the share stands in
+    assert noisy.per_unit > 0 and noisy.fixed == pytest.approx(_CALL_UNITS * noisy.per_unit)
+    steep = JudgeCost()
+    steep.record(1, 100, 0.05)
+    steep.record(10, 100, 0.95)  # the line would cost less than nothing for a tiny call: no fixed cost
+    assert steep.fixed == 0 and steep.per_unit > 0 and steep(1, 1) > 0
 
 
 def test_log_likelihood_matches_token_by_token_decoding(generator, small_encoder):

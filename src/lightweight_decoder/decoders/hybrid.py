@@ -4,15 +4,17 @@
    index stores them whole) gives them without an encoder call. A compressed one (PQ, SQ) has only
    approximate scores: its best ``judge_k`` are re-encoded first, by the judge, when there is no generator or
    when the best approximate score comes within ``_APPROXIMATE_MARGIN`` of ``tau`` (a hit that may take the
-   fast path); otherwise they wait for step 2's last batch. Fast path: if the best exact cosine is >= ``tau``,
+   fast path); otherwise they wait for step 2's later candidates. Fast path: if the best exact cosine is >= ``tau``,
    return it.
 2. Otherwise build a pool of candidates within the time budget, the generator's first: its greedy output and,
-   if the time left pays for making and judging them, its beams, judged in one batch; then, in a last batch,
-   the bank's hits not judged yet and the generator's samples (these only if the time left pays for them),
-   the screen choosing among them when the time left cannot judge them all. Costs are measured in this call
-   and the decoder's previous ones. Measured on held-out dev sentences, the generator's beams are the
-   candidates the judge picks most and the bank's the least, so they come first (bench/README.md). No text
-   is encoded twice. Keep the best candidate: the closest to the target,
+   if the time left pays for making and judging them, its beams, judged in one batch; then the bank's hits not
+   judged yet and the generator's samples (these only if the time left pays for making them): without
+   correction in a last batch, the screen choosing among them when the time left cannot judge them all; with
+   it, in the first correction round's batch, where the screen weighs them against that round's edits (one
+   call's fixed cost less, and the second goes to whichever the screen ranks closer: the bank's lower hits
+   rarely win). Costs are measured in this call and the decoder's previous ones. Measured on held-out dev
+   sentences, the generator's beams are the candidates the judge picks most and the bank's the least, so they
+   come first (bench/README.md). No text is encoded twice. Keep the best candidate: the closest to the target,
    or, with a generator, the best by cosine + ``fluency_weight`` x the generator's mean token log-probability of
    the text given the target (judging by cosine alone lets edits buy cosine with broken text, which costs BLEU:
    see bench/README.md). (The encoder judges in ``judge_precision``: ``auto`` is bf16 where the CPU has bf16
@@ -22,8 +24,9 @@
    the target pushed away from the current best's vector (``target + residual_alpha * (target - best)``),
    and re-encodes them in one batch; keep the best; stop when the best stops improving or the budget
    (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only the proposals the time left pays for
-   when they are judged (after the screen's ranking), at their real lengths and the cost of judging measured in
-   this call (see :class:`_Judge`). With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
+   when they are judged (after the screen's ranking), at their real lengths, as :class:`JudgeCost` prices judging
+   (a fixed cost per call plus a price per character of a padded batch, fitted to the decoder's own calls).
+   With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
    a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
    screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
    screen also orders the pool's candidates when the budget cannot judge them all. The screen also suggests
@@ -62,7 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .phrase import PhraseBankDecoder
     from ..screen import EmbeddingScreen
 
-__all__ = ["HybridConfig", "HybridDecoder", "propose_edits"]
+__all__ = ["HybridConfig", "HybridDecoder", "JudgeCost", "propose_edits"]
 
 _clock = time.perf_counter  # one name for the time source, so a test can run the budget on a fake clock
 _CLAUSE = re.compile(r",\s+|;\s+|\s+(?=(?:and|but|which|who|while|after|because|in|of|with)\s)")
@@ -160,26 +163,68 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int, 
     return list(out)
 
 
+class JudgeCost:
+    """What judging costs here, learned from the judging calls themselves: ``fixed + per_unit x units`` seconds,
+    where a call's units are its texts x its longest text's characters (a batch is padded to its longest text,
+    and the fluency forward to its longest token sequence).
+
+    Fitted by least squares over every call recorded, each new call weighing ``1 / forget`` times the one before
+    it (``forget=0.95``: about the last 20 calls count), so the price follows the machine as its load changes.
+    Until two calls of different sizes are known, or when the fit is not physical (a negative price), a call's
+    fixed cost is taken as ``_CALL_UNITS`` units. A share fixed in advance fits one CPU only: on a CPU with bf16
+    instructions, where encoding is ~3x faster and the fixed cost a larger part of a call, it under-priced small
+    calls, and the second's last call overran (README, the hybrid decoder's bullets)."""
+
+    def __init__(self, forget: float = 0.95) -> None:
+        self.forget = forget
+        self.calls = 0
+        self._sums = np.zeros(5)  # weights, units, seconds, units^2, units x seconds
+        self.fixed, self.per_unit = 0.0, 0.0
+
+    @property
+    def known(self) -> bool:
+        return self.calls > 0
+
+    def __call__(self, count: int, longest: int) -> float:
+        """Seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters (0 before any call
+        is known)."""
+        return self.fixed + self.per_unit * count * max(longest, 1)
+
+    def record(self, count: int, longest: int, seconds: float) -> None:
+        units = count * max(longest, 1)
+        self._sums = self.forget * self._sums + np.array([1.0, units, seconds, units * units, units * seconds])
+        self.calls += 1
+        w, u, s, uu, us = self._sums
+        spread = w * uu - u * u  # w^2 x the weighted variance of the units
+        fixed, per_unit = -1.0, 0.0
+        if spread > 1e-9 * w * uu:
+            per_unit = (w * us - u * s) / spread
+            fixed = (s - per_unit * u) / w
+        if per_unit <= 0:  # too little spread in size to fit, or noise: the fixed cost as a share of the price
+            per_unit = s / (u + _CALL_UNITS * w)
+            fixed = _CALL_UNITS * per_unit
+        elif fixed < 0:  # the fit's line crosses zero cost above zero size: a call costs its units alone
+            fixed, per_unit = 0.0, us / uu
+        self.fixed, self.per_unit = float(fixed), float(per_unit)
+
+
 class _Judge:
     """The encoder as the judge of one query: scores texts in batches, remembers every score, keeps the best
-    (with its vector, for regeneration from the residual) and measures what judging costs.
-
-    A batch is padded to its longest text, so it costs about its size times that text's length, plus a fixed cost
-    per call: the judge prices that unit (a character of a padded batch; a call adds ``_CALL_UNITS``), not a text.
-    Priced per text, a pool of short generated sentences made the bank's long ones look cheap, and one batch of
-    them could overrun a 1 s budget by half.
+    (with its vector, for regeneration from the residual) and records what each batch cost in ``cost`` (a
+    :class:`JudgeCost` the decoder carries from call to call), which prices the next.
 
     A text's merit is its cosine to the query plus ``fluency_weight`` times ``fluency(texts)`` (the generator's mean
     token log-probability given the query) when there is a generator: among texts that embed about as close, the
     one the generator finds likelier wins, and an edit that buys cosine with broken grammar has to buy enough."""
 
     def __init__(self, encoder: "TextEncoder", query: np.ndarray, cfg: HybridConfig, start: float,
-                 fluency: "Callable[[list[str]], np.ndarray] | None" = None, prior_price: float = 0.0) -> None:
-        self.encoder, self.query, self.cfg, self.start, self.prior_price = encoder, query, cfg, start, prior_price
+                 fluency: "Callable[[list[str]], np.ndarray] | None" = None, cost: JudgeCost | None = None) -> None:
+        self.encoder, self.query, self.cfg, self.start = encoder, query, cfg, start
+        self.cost = cost if cost is not None else JudgeCost()
         self.fluency = fluency if fluency is not None and cfg.fluency_weight > 0 else None
         self.known: dict[str, float] = {}  # text -> cosine
         self.merit: dict[str, float] = {}  # text -> cosine + fluency_weight * log-likelihood (the cosine without fluency)
-        self.calls, self.seconds, self.units = 0, 0.0, 0  # units: per call, _CALL_UNITS + texts x longest text's characters
+        self.calls, self.seconds = 0, 0.0
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
 
     @property
@@ -191,22 +236,11 @@ class _Judge:
             return float("inf")
         return self.cfg.max_seconds - (_clock() - self.start)
 
-    @property
-    def price(self) -> float:
-        """Seconds to judge one unit (a character of a batch padded to its longest text), over every call so far
-        (before the first, ``prior_price``: the decoder's last measure, 0 on its first call): a small call costs
-        more per unit than a large one, so the last call alone would misprice the next."""
-        return self.seconds / self.units if self.units else self.prior_price
-
-    def cost(self, count: int, longest: int) -> float:
-        """Seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters, as priced so far."""
-        return (_CALL_UNITS + count * max(longest, 1)) * self.price
-
     def affordable(self, longest: int) -> int:
         """How many texts, none longer than ``longest`` characters, the time left pays for judging in one batch."""
         if self.cfg.max_seconds is None:  # no time limit: the count limits (edits_per_step, ...) apply alone
             return sys.maxsize
-        unit = max(longest, 1) * self.price
+        unit = self.cost(1, longest) - self.cost(0, 0)
         return int((self.time_left() - self.cost(0, 0)) / unit) if unit > 0 else self.cfg.edits_per_step
 
     def fitting(self, texts: list[str], judged_with: Sequence[str] = ()) -> list[str]:
@@ -241,8 +275,9 @@ class _Judge:
         # bf16 re-encoding is ~3x faster on CPUs with bf16 instructions, cosine >= 0.9999 to fp32
         vectors = self.encoder.encode(texts, precision=self.cfg.judge_precision)
         better = self._take(texts, vectors @ self.query, vectors)  # the fluency term is part of judging: timed with it
-        self.calls, self.seconds = self.calls + 1, self.seconds + _clock() - t
-        self.units += _CALL_UNITS + len(texts) * max(max(map(len, texts)), 1)
+        seconds = _clock() - t
+        self.calls, self.seconds = self.calls + 1, self.seconds + seconds
+        self.cost.record(len(texts), max(map(len, texts)), seconds)
         return better
 
     def accept(self, texts: list[str], scores: list[float], vectors: np.ndarray) -> None:
@@ -259,8 +294,8 @@ _PRIOR_COST = {"beam": 0.55, "sample": 0.65}  # per returned sequence
 # scores of 1,200 top-10 hits of held-out sentences were off by 0.03 (sd), at most 0.17
 _APPROXIMATE_MARGIN = 0.15
 _EDIT_GROWTH = 24  # characters an edit may add to the text it edits (a word, or a phrase of up to 8 words)
-# A judging call's fixed cost, in units of a character of a padded batch: measured here, a call of one 100-character
-# text took ~120 ms and five took ~300 ms, about 60 ms a call on top of 0.5 ms a unit
+# A judging call's fixed cost, in units of a character of a padded batch, until JudgeCost can fit it: measured on an
+# AVX2 CPU, a call of one 100-character text took ~120 ms and five took ~300 ms, ~60 ms a call on top of 0.5 ms a unit
 _CALL_UNITS = 100
 _SOURCES = ("bank", "greedy", "beam", "sample", "bank_rest")  # the pool's sources, in the order details list them
 
@@ -284,7 +319,7 @@ class HybridDecoder(TextDecoder):
         self.embedding_dim = encoder.dimension
         self.monitor = PerformanceMonitor()
         self._generation_ratio: dict[tuple[str, int], float] = {}  # beams' or samples' time / greedy's, last measured
-        self._judge_price = 0.0  # seconds to judge a unit (see _Judge), as the last call measured it (0: not yet)
+        self.judge_cost = JudgeCost()  # what judging costs, fitted to every call's judging so far
 
     def __repr__(self) -> str:
         return (f"HybridDecoder(bank={len(self.phrase.bank)} entries, generator={'yes' if self.generator else 'no'}, "
@@ -361,7 +396,7 @@ class HybridDecoder(TextDecoder):
         hits = self._bank_hits(query, cfg)
         bank_texts = [h.text for h in hits]
         fluency = (lambda texts: self.generator.log_likelihood(texts, query)) if self.generator is not None else None
-        judge = _Judge(self.encoder, query, cfg, start, fluency, prior_price=self._judge_price)
+        judge = _Judge(self.encoder, query, cfg, start, fluency, cost=self.judge_cost)
         # 1. the bank: exact scores are taken as they are; of approximate ones (PQ, SQ), the best few are judged
         # first only if they could take the fast path (or the bank is all there is), else in step 2's last batch
         if hits and self.phrase.bank.vectors_exact:
@@ -382,7 +417,7 @@ class HybridDecoder(TextDecoder):
         if self.generator is not None and judge.calls < cfg.max_encoder_calls:
             first, greedy_s = self._generated(query, "greedy", 1, cfg)
             generate_s, used = greedy_s, {"greedy"}
-            if judge.price == 0 and judge.calls + 1 < cfg.max_encoder_calls:
+            if not judge.cost.known and judge.calls + 1 < cfg.max_encoder_calls:
                 judge(first)  # judging not priced yet (the decoder's first call): price it on the greedy text alone
             if self._affords(judge, "beam", cfg.num_beams, (first[0], greedy_s), waiting=first):
                 beams, seconds = self._generated(query, "beam", cfg.num_beams, cfg, greedy_s)
@@ -396,10 +431,66 @@ class HybridDecoder(TextDecoder):
             more, generate_s = more + samples, generate_s + seconds
             used.add("sample")
         more = [t for t in dict.fromkeys(more) if t not in judge.known]
-        # when the budget cannot judge them all, the screen picks which (else the order above)
-        more, screened = self._screened(more, query, max(judge.affordable(max(map(len, more), default=0)), 0), cfg)
-        if more and judge.calls < cfg.max_encoder_calls:
-            judge(more)
+        pool = list(judge.known) + more  # the edits' source of words and phrases, judged or not
+        trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
+        screened = 0
+        if cfg.num_steps > 0 and judge.calls < cfg.max_encoder_calls:
+            tail = more  # judged in the first correction round's batch, where the screen weighs them against its edits
+        else:  # no correction: when the budget cannot judge them all, the screen picks which (else the order above)
+            more, screened = self._screened(more, query, max(judge.affordable(max(map(len, more), default=0)), 0), cfg)
+            if more and judge.calls < cfg.max_encoder_calls:
+                judge(more)
+            tail, trace = [], [judge.best_score]
+        # 3. correction: edits of the current best, and a regeneration from the residual between target and best
+        route, steps, residual_steps, stop = "rerank", 0, 0, "num_steps"
+        for _ in range(cfg.num_steps):
+            if judge.calls >= cfg.max_encoder_calls:
+                stop = "max_encoder_calls"
+                break
+            regenerated = []
+            regenerate = self.generator is not None and cfg.residual_alpha > 0
+            # greedy_s: the last greedy generation of this call (correction runs only after the pool's greedy output)
+            if regenerate and judge.time_left() > greedy_s + judge.cost(1, len(judge.best)):
+                shifted = query + cfg.residual_alpha * (query - judge.best_vector)
+                regenerated, greedy_s = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
+                generate_s += greedy_s
+            # a round judges as many edits as the time left pays for, so max_seconds bounds the call
+            # (up to the error of the cost estimate) instead of being checked only between rounds
+            # a regeneration may repeat a judged text, or take longer than planned and leave no time to judge it
+            regenerated = judge.fitting([p for p in regenerated if p not in judge.known])
+            # an edit is priced as long as the best plus what an edit may add
+            affordable = judge.affordable(len(judge.best) + _EDIT_GROWTH) - len(regenerated)
+            if affordable < 1 and not regenerated:
+                stop = "max_seconds"
+                break
+            screening = self.screen is not None and cfg.screen_proposals > 0
+            wanted = max(cfg.screen_proposals, cfg.edits_per_step) if screening else cfg.edits_per_step
+            suggested = self.screen.suggest_words(judge.best, query, cfg.screen_words) if screening else []
+            edits = [e for e in propose_edits(judge.best, pool, rng, wanted, suggested) if e not in judge.known]
+            # judge the ones the screen ranks best (the first round: with the pool's texts not judged yet), not the first few
+            edits = list(dict.fromkeys(tail + edits))
+            edits, ranked = self._screened(edits, query, min(cfg.edits_per_step + len(tail), max(affordable, 0)), cfg)
+            screened += ranked
+            # the count above assumed each edit at most _EDIT_GROWTH longer than the best, and the screen took time:
+            # keep the edits (best first) that the time now left pays for, at their real lengths
+            paid = judge.fitting(edits, regenerated)
+            if edits and not paid and not regenerated:
+                stop = "max_seconds"
+                break
+            if not paid and not regenerated:
+                stop = "no_edits"
+                break
+            if not judge(regenerated + paid):
+                stop = "converged"
+                break  # nothing proposed helps: a local optimum
+            if judge.best in tail:  # a candidate of the pool won, not a correction: it is the ranking's best
+                trace[0] = judge.best_score
+            else:
+                residual_steps += judge.best in regenerated
+                steps += 1
+                route = "corrected"
+                trace.append(judge.best_score)
+            tail = []
         top, rest = bank_texts[:cfg.judge_k], bank_texts[cfg.judge_k:]
         used |= {name for name, texts in (("bank", top), ("bank_rest", rest)) if any(t in judge.known for t in texts)}
         wanted = {"bank": len(top), "bank_rest": len(rest)}
@@ -409,57 +500,7 @@ class HybridDecoder(TextDecoder):
         skipped = [name for name in _SOURCES if wanted.get(name, 0) > 0 and name not in used]
         judged_bank = [judge.known[t] for t in bank_texts if t in judge.known]
         bank_score = max(judged_bank) if judged_bank else None
-        pool = list(judge.known)
-        trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
-        # 3. correction: edits of the current best, and a regeneration from the residual between target and best
-        route, steps, residual_steps, stop = "rerank", 0, 0, "num_steps"
-        for _ in range(cfg.num_steps):
-            if judge.calls >= cfg.max_encoder_calls:
-                stop = "max_encoder_calls"
-                break
-            proposals = []
-            regenerate = self.generator is not None and cfg.residual_alpha > 0
-            # greedy_s: the last greedy generation of this call (correction runs only after the pool's greedy output)
-            if regenerate and judge.time_left() > greedy_s + judge.cost(1, len(judge.best)):
-                shifted = query + cfg.residual_alpha * (query - judge.best_vector)
-                proposals, greedy_s = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
-                generate_s += greedy_s
-            # a round judges as many edits as the time left pays for, so max_seconds bounds the call
-            # (up to the error of the cost estimate) instead of being checked only between rounds
-            # a regeneration may repeat a judged text, or take longer than planned and leave no time to judge it
-            proposals = judge.fitting([p for p in proposals if p not in judge.known])
-            # an edit is priced as long as the best plus what an edit may add
-            affordable = judge.affordable(len(judge.best) + _EDIT_GROWTH) - len(proposals)
-            if affordable < 1 and not proposals:
-                stop = "max_seconds"
-                break
-            screening = self.screen is not None and cfg.screen_proposals > 0
-            wanted = max(cfg.screen_proposals, cfg.edits_per_step) if screening else cfg.edits_per_step
-            suggested = self.screen.suggest_words(judge.best, query, cfg.screen_words) if screening else []
-            edits = [e for e in propose_edits(judge.best, pool, rng, wanted, suggested) if e not in judge.known]
-            # judge the ones the screen ranks best, not the first few
-            edits, ranked = self._screened(edits, query, min(cfg.edits_per_step, max(affordable, 0)), cfg)
-            screened += ranked
-            # the count above assumed each edit at most _EDIT_GROWTH longer than the best, and the screen took time:
-            # keep the edits (best first) that the time now left pays for, at their real lengths
-            paid = judge.fitting(edits, proposals)
-            if edits and not paid and not proposals:
-                stop = "max_seconds"
-                break
-            proposals += paid
-            if not proposals:
-                stop = "no_edits"
-                break
-            if not judge(proposals):
-                stop = "converged"
-                break  # nothing proposed helps: a local optimum
-            residual_steps += judge.best not in paid
-            steps += 1
-            route = "corrected"
-            trace.append(judge.best_score)
         timings.update(generate_ms=generate_s * 1000.0, judge_ms=judge.seconds * 1000.0, total_ms=(_clock() - start) * 1000.0)
-        if judge.units:
-            self._judge_price = judge.price
         ranked = sorted(judge.known.items(), key=lambda kv: -judge.merit[kv[0]])[:20]  # in the judge's order
         return DecodeResult(judge.best, judge.best_score, "hybrid", [Candidate(text, s, "judged") for text, s in ranked], timings,
                             details={"route": route, "steps": steps, "encoder_calls": judge.calls, "bank_score": bank_score,
