@@ -2,7 +2,8 @@
 generative and hybrid decoders, the hybrid at 0, 1, 5 and 20 correction steps.
 
     python bench/hybrid.py [--limit 40] [--steps 0 1 5 20] [--max-seconds 5 | none] [--edits-per-step N]
-                           [--screen DIR | none] [--fluency-weight W] [--files wikipedia_dev ...] [--out hybrid]
+                           [--screen DIR | none] [--fluency-weight W] [--quantize fp16 | int8] [--files wikipedia_dev ...]
+                           [--out hybrid]
 
 Uses the shipped bank, (when shipped) generative model and screen (``--screen none``: correction judges
 unscreened random edits, as before the screen existed). Writes bench/results/<out>.json and
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--edits-per-step", type=int, help="edits judged per correction round (default: HybridConfig's)")
     parser.add_argument("--screen", default=None, help="screen folder, or none (default: the shipped screen)")
     parser.add_argument("--fluency-weight", type=float, help="HybridConfig.fluency_weight (default: HybridConfig's; 0: cosine alone)")
+    parser.add_argument("--quantize", choices=["fp16", "int8"], help="the generator's weights for inference (default: as saved, fp32)")
     parser.add_argument("--files", nargs="+", help="dev files by name (default: every *_dev.txt)")
     parser.add_argument("--out", default="hybrid", help="result name: bench/results/<out>.json and <out>_budget.png")
     args = parser.parse_args()
@@ -43,7 +45,7 @@ def main() -> None:
     phrase, encoder = load_decoder("phrase")
     decoders = {"phrase": phrase}
     try:
-        decoders["generative"], _ = load_decoder("generative", encoder=encoder)
+        decoders["generative"], _ = load_decoder("generative", encoder=encoder, quantize=args.quantize)
     except ModelNotFound as exc:
         print(f"generative decoder not shipped: {exc}")
     screen = None if args.screen == "none" else load_screen(args.screen, encoder)
@@ -85,7 +87,7 @@ def main() -> None:
     plot_quality_vs_budget([r for r in rows if r["decoder"] == "hybrid"], str(RESULTS / plot))
     path = write_result(args.out, {"command": command(), "machine": machine(), "limit": args.limit, "max_seconds": args.max_seconds,
                                    "edits_per_step": hybrid.config.edits_per_step, "fluency_weight": hybrid.config.fluency_weight,
-                                   "generator": "generative" in decoders,
+                                   "generator": "generative" in decoders, "quantize": args.quantize,
                                    "screen": None if screen is None else {"path": args.screen or "shipped", **screen.metrics},
                                    "results": rows, "plot": plot})
     print(f"wrote {path}")

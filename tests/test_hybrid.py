@@ -382,6 +382,22 @@ def test_the_judging_price_follows_the_machine_and_stays_physical():
     assert steep.fixed == 0 and steep.per_unit > 0 and steep(1, 1) > 0
 
 
+def test_the_judge_plans_with_a_margin_for_how_far_recent_calls_missed_their_price():
+    from lightweight_decoder.decoders.hybrid import _MISSES_NEEDED, JudgeCost
+
+    cost = JudgeCost()
+    for i in range(_MISSES_NEEDED):  # exactly on a line: the plan is the estimate
+        cost.record(1 + i, 50, 0.04 + 0.0005 * 50 * (1 + i))
+    assert cost.margin == pytest.approx(1.0) and cost(8, 50) == pytest.approx(cost.estimate(8, 50))
+    for i in range(40):  # calls now run 20% over or under the line by turns: plan for the slow ones
+        cost.record(1 + i % 8, 50, (0.04 + 0.0005 * 50 * (1 + i % 8)) * (1.2 if i % 2 else 0.8))
+    assert 1.1 < cost.margin < 1.4 and cost(8, 50) == pytest.approx(cost.estimate(8, 50) * cost.margin)
+    few = JudgeCost()
+    for i in range(_MISSES_NEEDED):  # one miss short of enough: no margin yet
+        few.record(1 + i % 3, 50, 0.1 * (1.5 if i % 2 else 0.7))
+    assert few.margin == 1.0
+
+
 def test_log_likelihood_matches_token_by_token_decoding(generator, small_encoder):
     """The generator's mean token log-probability of a text, in one padded batch, against a reference that feeds the
     text one token at a time through the KV-cached decoding path."""

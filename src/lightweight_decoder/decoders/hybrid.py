@@ -45,6 +45,7 @@ differs from run to run). ``max_seconds=None`` removes it: the work is then boun
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import sys
@@ -180,18 +181,30 @@ class JudgeCost:
         self.calls = 0
         self._sums = np.zeros(5)  # weights, units, seconds, units^2, units x seconds
         self.fixed, self.per_unit = 0.0, 0.0
+        self._misses: collections.deque[float] = collections.deque(maxlen=_MISSES_KEPT)  # seconds / estimate, recent calls
+        self.margin = 1.0
 
     @property
     def known(self) -> bool:
         return self.calls > 0
 
-    def __call__(self, count: int, longest: int) -> float:
-        """Seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters (0 before any call
-        is known)."""
+    def estimate(self, count: int, longest: int) -> float:
+        """The fit's seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters (0 before
+        any call is known)."""
         return self.fixed + self.per_unit * count * max(longest, 1)
+
+    def __call__(self, count: int, longest: int) -> float:
+        """The seconds to plan for: :meth:`estimate` x ``margin``, the 90th percentile of recent calls' time over their
+        estimate (1 until ``_MISSES_NEEDED`` are known). A call's last batch is its largest, and a budget planned on
+        the estimate alone ran over by its error, a third of a second at worst."""
+        return self.estimate(count, longest) * self.margin
 
     def record(self, count: int, longest: int, seconds: float) -> None:
         units = count * max(longest, 1)
+        if self.calls:
+            self._misses.append(seconds / max(self.estimate(count, longest), 1e-9))
+            if len(self._misses) >= _MISSES_NEEDED:
+                self.margin = max(float(np.percentile(self._misses, 90)), 1.0)
         self._sums = self.forget * self._sums + np.array([1.0, units, seconds, units * units, units * seconds])
         self.calls += 1
         w, u, s, uu, us = self._sums
@@ -297,6 +310,7 @@ _EDIT_GROWTH = 24  # characters an edit may add to the text it edits (a word, or
 # A judging call's fixed cost, in units of a character of a padded batch, until JudgeCost can fit it: measured on an
 # AVX2 CPU, a call of one 100-character text took ~120 ms and five took ~300 ms, ~60 ms a call on top of 0.5 ms a unit
 _CALL_UNITS = 100
+_MISSES_KEPT, _MISSES_NEEDED = 50, 10  # JudgeCost's margin: from the last 50 calls' misses, once 10 are known
 _SOURCES = ("bank", "greedy", "beam", "sample", "bank_rest")  # the pool's sources, in the order details list them
 
 
