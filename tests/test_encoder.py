@@ -45,6 +45,19 @@ def test_bad_arguments(small_encoder):
         small_encoder.encode("")
 
 
+def test_token_lengths_count_what_the_model_reads(small_encoder):
+    short, longer = small_encoder.token_lengths(["A cat.", "A cat sat on the mat by the door."])
+    assert short == 5 and longer == 12  # [CLS] a cat . [SEP]: special tokens count, as padding does
+    garbled = small_encoder.token_lengths(['AHisHekeephere is a "cithe"(2") skipel.'])[0]
+    assert garbled > small_encoder.token_lengths(["Here is a house where a man lives."])[0]  # same characters, more tokens
+    limit = small_encoder._model.max_seq_length
+    assert small_encoder.token_lengths([" ".join(["word"] * 2000)]) == [limit] and small_encoder.token_lengths([]) == []
+    with pytest.raises(InvalidText, match="list"):
+        small_encoder.token_lengths("A cat.")
+    with pytest.raises(InvalidText):
+        small_encoder.token_lengths(["fine", "  "])
+
+
 def test_unknown_model_fails_fast():
     with pytest.raises(ModelNotFound, match="unknown encoder model 'no-such-model'"):
         TextEncoder("no-such-model")

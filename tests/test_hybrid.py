@@ -58,9 +58,9 @@ def test_budget_limits_encoder_calls(bank, generator, small_encoder):
 
 
 class _SlowEncoderDouble:
-    """Test double: the small encoder, on a fake clock that advances ``seconds`` (10 ms) per 30 characters of a batch
-    padded to its longest text, plus as much again as 100 such characters per call, as a real encoder costs (one
-    text of 20 characters: 40 ms; 5 texts of up to 60 characters: 133 ms)."""
+    """Test double: the small encoder, on a fake clock that advances ``seconds`` (10 ms) per 7 tokens of a batch
+    padded to its longest text, plus as much again as 25 such tokens per call, as a real encoder costs (one text of
+    6 tokens: 44 ms; 5 texts of up to 15 tokens: 143 ms)."""
 
     def __init__(self, encoder, seconds=0.01):
         self.inner, self.now, self.texts, self.seconds = encoder, 0.0, 0, seconds
@@ -71,9 +71,12 @@ class _SlowEncoderDouble:
 
     def encode(self, texts, **kwargs):
         batch = [texts] if isinstance(texts, str) else list(texts)
-        self.now += self.seconds * (100 + len(batch) * max(map(len, batch))) / 30
+        self.now += self.seconds * (25 + len(batch) * max(self.inner.token_lengths(batch))) / 7
         self.texts += len(batch)
         return self.inner.encode(texts, **kwargs)
+
+    def token_lengths(self, texts):
+        return self.inner.token_lengths(texts)
 
 
 def test_max_seconds_cuts_a_round_to_what_the_time_left_pays_for(bank, generator, small_encoder, monkeypatch):
@@ -259,6 +262,9 @@ class _RecordingEncoderDouble:
         self.batches.append(len(batch))
         return self.inner.encode(texts, **kwargs)
 
+    def token_lengths(self, texts):
+        return self.inner.token_lengths(texts)
+
 
 def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(small_encoder):
     from lightweight_decoder.config import PhraseBankConfig
@@ -326,36 +332,41 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
     assert near.generate(target).details["route"] == "fast_path" and recorder.seen == hits[:cfg.judge_k]
 
 
-def test_the_judge_prices_a_character_of_a_padded_batch_and_a_fixed_cost_per_call(small_encoder, monkeypatch):
+def test_the_judge_prices_a_token_of_a_padded_batch_and_a_fixed_cost_per_call(small_encoder, monkeypatch):
     from lightweight_decoder.decoders import hybrid as hybrid_module
 
     class PaddedEncoderDouble(_SlowEncoderDouble):
-        """Test double: a fixed 50 ms per call on top of 1 ms per character of the batch padded to its longest text,
-        as a real encoder has."""
+        """Test double: a fixed 50 ms per call on top of 1 ms per token of the batch padded to its longest text, as a
+        real encoder has."""
 
         def encode(self, texts, **kwargs):
-            self.now += 0.05 + 0.001 * len(texts) * max(map(len, texts))
+            self.now += 0.05 + 0.001 * len(texts) * max(self.inner.token_lengths(texts))
             return self.inner.encode(texts, **kwargs)
 
     slow = PaddedEncoderDouble(small_encoder)
     monkeypatch.setattr(hybrid_module, "_clock", slow.clock)
     judge = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=0.0)
     assert not judge.cost.known and judge.cost(5, 40) == 0 and judge.affordable(40) == HybridConfig().edits_per_step
-    judge(["One.", "Two.", "Three."])  # 3 x 6 characters: 68 ms
+    short, long = "One.", "A sentence much longer than those, and longer still, with words on words."
+    s, n = small_encoder.token_lengths([short, long])  # the encoder's tokens, not characters, are what it pads
+    assert judge.sizes([long, short]) == [n, s] and s < n < len(long) and judge.sizes([""]) == [0]
+    judge([short, "Two.", "Six."])  # 3 x s tokens
     call = hybrid_module._CALL_UNITS  # one size known: a call's fixed cost is taken as this many units
-    assert judge.cost.per_unit == pytest.approx(0.068 / (call + 18)) and judge.cost.fixed == pytest.approx(call * judge.cost.per_unit)
-    judge(["A sentence much longer than those."])  # 1 x 34: 84 ms; two sizes give the fixed cost and the unit's price
+    assert judge.cost.per_unit == pytest.approx((0.05 + 0.003 * s) / (call + 3 * s))
+    assert judge.cost.fixed == pytest.approx(call * judge.cost.per_unit)
+    judge([long])  # 1 x n: two sizes give the fixed cost and the token's price
     assert judge.cost.fixed == pytest.approx(0.05) and judge.cost.per_unit == pytest.approx(0.001)
-    assert judge.cost(10, 40) == pytest.approx(0.45) and judge.seconds == pytest.approx(0.152)
-    assert judge.affordable(40) == int((1.0 - 0.152 - 0.05) / 0.04) < judge.affordable(10)
+    assert judge.cost(10, 40) == pytest.approx(0.45) and judge.seconds == pytest.approx(0.1 + 0.003 * s + 0.001 * n)
+    assert judge.affordable(40) == int((1.0 - judge.seconds - 0.05) / 0.04) < judge.affordable(10)
     fresh = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(), start=slow.now, cost=judge.cost)
-    assert fresh.affordable(50) == int((1.0 - 0.05) / 0.05)  # the decoder's earlier calls price this one's first
-    # what fits is priced at the texts' real lengths, with the texts already in the batch
-    short, long = "x" * 10, "y" * 150  # 6 long ones cost 0.05 + 0.9 s of the 1 s, 7 cost 1.1
-    assert fresh.fitting([long] * 10) == [long] * 6 and fresh.fitting([short] * 7 + [long]) == [short] * 7
-    assert fresh.fitting([short], judged_with=[long] * 6) == [] and fresh.fitting([]) == []
+    assert fresh.affordable(40) == int((1.0 - 0.05) / 0.04)  # the decoder's earlier calls price this one's first
+    # what fits is priced at the texts' real sizes, with the texts already in the batch
+    tiny, huge = "Hi.", " ".join(["word"] * 150)  # 152 tokens
+    fit = int(0.95 / (0.001 * small_encoder.token_lengths([huge])[0]))  # as many huge ones as 0.95 s pays for
+    assert fresh.fitting([huge] * 10) == [huge] * fit and fresh.fitting([tiny] * fit + [huge]) == [tiny] * fit
+    assert fresh.fitting([tiny], judged_with=[huge] * fit) == [] and fresh.fitting([]) == []
     unlimited = hybrid_module._Judge(slow, small_encoder.encode("A cat."), HybridConfig(max_seconds=None), start=slow.now, cost=judge.cost)
-    assert unlimited.fitting([long] * 50) == [long] * 50
+    assert unlimited.fitting([huge] * 50) == [huge] * 50
 
 
 def test_the_judging_price_follows_the_machine_and_stays_physical():

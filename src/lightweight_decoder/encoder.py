@@ -296,6 +296,18 @@ class TextEncoder:
     def __repr__(self) -> str:
         return f"TextEncoder(name={self.name!r}, dimension={self.dimension}, device={self.device!r})"
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens the model reads of each text: special tokens included, cut at its ``max_seq_length``.
+        A batch is padded to its longest text, so this, not the characters, is what encoding it costs."""
+        if not isinstance(texts, (list, tuple)):
+            raise InvalidText(f"texts must be a list of strings, got {type(texts).__name__}")
+        items = _check_texts(texts)
+        if not items:
+            return []
+        limit = self._model.max_seq_length
+        ids = self._model.tokenizer(items, add_special_tokens=True, truncation=limit is not None, max_length=limit)["input_ids"]
+        return [len(row) for row in ids]
+
     def encode(
         self,
         texts: str | Sequence[str],

@@ -25,7 +25,7 @@
    and re-encodes them in one batch; keep the best; stop when the best stops improving or the budget
    (``max_encoder_calls``, ``max_seconds``) is spent. A round judges only the proposals the time left pays for
    when they are judged (after the screen's ranking), at their real lengths, as :class:`JudgeCost` prices judging
-   (a fixed cost per call plus a price per character of a padded batch, fitted to the decoder's own calls).
+   (a fixed cost per call plus a price per token of a padded batch, fitted to the decoder's own calls).
    With a screen (:class:`~lightweight_decoder.screen.EmbeddingScreen`,
    a bag-of-tokens stand-in for the encoder, ~250x cheaper), a round proposes ``screen_proposals`` edits, the
    screen ranks them, and the judge re-encodes the best ``edits_per_step`` of them instead of a random few; the
@@ -166,8 +166,8 @@ def propose_edits(text: str, pool: list[str], rng: np.random.Generator, n: int, 
 
 class JudgeCost:
     """What judging costs here, learned from the judging calls themselves: ``fixed + per_unit x units`` seconds,
-    where a call's units are its texts x its longest text's characters (a batch is padded to its longest text,
-    and the fluency forward to its longest token sequence).
+    where a call's units are its texts x its longest text's tokens, as the encoder counts them (a batch is padded
+    to its longest text; the fluency forward, in the generator's tokens, follows about the same).
 
     Fitted by least squares over every call recorded, each new call weighing ``1 / forget`` times the one before
     it (``forget=0.95``: about the last 20 calls count), so the price follows the machine as its load changes.
@@ -189,8 +189,8 @@ class JudgeCost:
         return self.calls > 0
 
     def estimate(self, count: int, longest: int) -> float:
-        """The fit's seconds to judge ``count`` texts in one batch whose longest has ``longest`` characters (0 before
-        any call is known)."""
+        """The fit's seconds to judge ``count`` texts in one batch whose longest has ``longest`` tokens (0 before any
+        call is known)."""
         return self.fixed + self.per_unit * count * max(longest, 1)
 
     def __call__(self, count: int, longest: int) -> float:
@@ -239,6 +239,17 @@ class _Judge:
         self.merit: dict[str, float] = {}  # text -> cosine + fluency_weight * log-likelihood (the cosine without fluency)
         self.calls, self.seconds = 0, 0.0
         self.best, self.best_score, self.best_vector = "", -np.inf, np.zeros_like(query)
+        self._sizes: dict[str, int] = {}  # text -> its tokens, as the encoder counts them
+
+    def sizes(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the encoder counts them: what it costs in a padded batch. Characters are not: the
+        garbled text a small generator writes can hold twice the tokens per character of plain prose."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._sizes]
+        self._sizes.update((t, 0) for t in new if not t.strip())  # never judged
+        new = [t for t in new if t.strip()]
+        if new:
+            self._sizes.update(zip(new, self.encoder.token_lengths(new)))
+        return [self._sizes[t] for t in texts]
 
     @property
     def best_merit(self) -> float:
@@ -250,7 +261,7 @@ class _Judge:
         return self.cfg.max_seconds - (_clock() - self.start)
 
     def affordable(self, longest: int) -> int:
-        """How many texts, none longer than ``longest`` characters, the time left pays for judging in one batch."""
+        """How many texts, none longer than ``longest`` tokens, the time left pays for judging in one batch."""
         if self.cfg.max_seconds is None:  # no time limit: the count limits (edits_per_step, ...) apply alone
             return sys.maxsize
         unit = self.cost(1, longest) - self.cost(0, 0)
@@ -261,9 +272,9 @@ class _Judge:
         priced so far, by the texts' real lengths (all of them without a time limit)."""
         if self.cfg.max_seconds is None:
             return texts
-        left, longest = self.time_left(), max(map(len, judged_with), default=0)
-        for n, text in enumerate(texts):
-            longest = max(longest, len(text))
+        left, longest = self.time_left(), max(self.sizes(judged_with), default=0)
+        for n, size in enumerate(self.sizes(texts)):
+            longest = max(longest, size)
             if self.cost(len(judged_with) + n + 1, longest) > left:
                 return texts[:n]
         return texts
@@ -290,7 +301,7 @@ class _Judge:
         better = self._take(texts, vectors @ self.query, vectors)  # the fluency term is part of judging: timed with it
         seconds = _clock() - t
         self.calls, self.seconds = self.calls + 1, self.seconds + seconds
-        self.cost.record(len(texts), max(map(len, texts)), seconds)
+        self.cost.record(len(texts), max(self.sizes(texts)), seconds)
         return better
 
     def accept(self, texts: list[str], scores: list[float], vectors: np.ndarray) -> None:
@@ -306,10 +317,11 @@ _PRIOR_COST = {"beam": 0.55, "sample": 0.65}  # per returned sequence
 # How far below the exact cosine a compressed bank's approximate score may fall: on the shipped bank (PQ96) the
 # scores of 1,200 top-10 hits of held-out sentences were off by 0.03 (sd), at most 0.17
 _APPROXIMATE_MARGIN = 0.15
-_EDIT_GROWTH = 24  # characters an edit may add to the text it edits (a word, or a phrase of up to 8 words)
-# A judging call's fixed cost, in units of a character of a padded batch, until JudgeCost can fit it: measured on an
-# AVX2 CPU, a call of one 100-character text took ~120 ms and five took ~300 ms, ~60 ms a call on top of 0.5 ms a unit
-_CALL_UNITS = 100
+_EDIT_GROWTH = 10  # tokens an edit may add to the text it edits (a word, or a phrase of up to 8 words)
+# A judging call's fixed cost, in units of a token of a padded batch, until JudgeCost can fit it: measured on an AVX2
+# CPU, a call of one 100-character text took ~120 ms and five took ~300 ms, ~60 ms a call on top of 0.5 ms a character
+# (~2.3 ms a token, at ~4.5 characters a token of English prose)
+_CALL_UNITS = 25
 _MISSES_KEPT, _MISSES_NEEDED = 50, 10  # JudgeCost's margin: from the last 50 calls' misses, once 10 are known
 _SOURCES = ("bank", "greedy", "beam", "sample", "bank_rest")  # the pool's sources, in the order details list them
 
@@ -387,7 +399,7 @@ class HybridDecoder(TextDecoder):
             return False
         text, seconds = greedy
         making = seconds * self._generation_ratio.get((kind, n), _PRIOR_COST[kind] * n)
-        return making + judge.cost(len(waiting) + n, max([len(text)] + [len(t) for t in waiting])) <= judge.time_left()
+        return making + judge.cost(len(waiting) + n, max(judge.sizes([text, *waiting]))) <= judge.time_left()
 
     def _screened(self, texts: list[str], query: np.ndarray, keep: int, cfg: HybridConfig) -> tuple[list[str], int]:
         """The ``keep`` texts the screen ranks closest to ``query``, best first, and how many it ranked (0 when all of
@@ -451,7 +463,7 @@ class HybridDecoder(TextDecoder):
         if cfg.num_steps > 0 and judge.calls < cfg.max_encoder_calls:
             tail = more  # judged in the first correction round's batch, where the screen weighs them against its edits
         else:  # no correction: when the budget cannot judge them all, the screen picks which (else the order above)
-            more, screened = self._screened(more, query, max(judge.affordable(max(map(len, more), default=0)), 0), cfg)
+            more, screened = self._screened(more, query, max(judge.affordable(max(judge.sizes(more), default=0)), 0), cfg)
             if more and judge.calls < cfg.max_encoder_calls:
                 judge(more)
             tail, trace = [], [judge.best_score]
@@ -464,7 +476,7 @@ class HybridDecoder(TextDecoder):
             regenerated = []
             regenerate = self.generator is not None and cfg.residual_alpha > 0
             # greedy_s: the last greedy generation of this call (correction runs only after the pool's greedy output)
-            if regenerate and judge.time_left() > greedy_s + judge.cost(1, len(judge.best)):
+            if regenerate and judge.time_left() > greedy_s + judge.cost(1, judge.sizes([judge.best])[0]):
                 shifted = query + cfg.residual_alpha * (query - judge.best_vector)
                 regenerated, greedy_s = self._generated(shifted / np.linalg.norm(shifted), "greedy", 1, cfg)
                 generate_s += greedy_s
@@ -473,7 +485,7 @@ class HybridDecoder(TextDecoder):
             # a regeneration may repeat a judged text, or take longer than planned and leave no time to judge it
             regenerated = judge.fitting([p for p in regenerated if p not in judge.known])
             # an edit is priced as long as the best plus what an edit may add
-            affordable = judge.affordable(len(judge.best) + _EDIT_GROWTH) - len(regenerated)
+            affordable = judge.affordable(judge.sizes([judge.best])[0] + _EDIT_GROWTH) - len(regenerated)
             if affordable < 1 and not regenerated:
                 stop = "max_seconds"
                 break
