@@ -12,6 +12,7 @@ from _common import REPO, RESULTS, latency_columns, rss_text, speed_rows, speed_
 from lightweight_decoder.quality import markdown_table
 
 OUT = REPO / "bench" / "README.md"
+_TAIL_IN_FIRST_ROUND = "2026-12-06 09"  # hybrid runs from then on judge the pool's tail with the first correction round
 
 
 def _load(name: str) -> dict | None:
@@ -169,15 +170,15 @@ def hybrid_section(res: dict, title: str = "## Hybrid decoder (Variant 3)") -> l
     weight = res.get("fluency_weight", 0)  # results before the fluency term judged by cosine alone
     judged = f"cosine + {weight} x the generator's mean token log-probability" if weight else "cosine"
     own = any("own_ms_max" in r for r in res["results"])  # results before 2026-12-01 did not time the call alone
+    tail = ("; with correction rounds, the bank's lower candidates are judged in the first round's batch if the screen "
+            "ranks them above that round's edits" if res["machine"]["date"] >= _TAIL_IN_FIRST_ROUND else "")
     return _table_section(
         title,
         f"`{res['command']}`: first {res['limit']} sentences of each dev file; generator attached: {res['generator']}{limit}. "
         f"num_steps is the correction rounds allowed, steps_taken the mean number that improved the best by the judge's "
         f"measure ({judged}), "
         f"pool_cut_share the share of sentences whose pool the time budget cut (beams, samples or the bank's "
-        f"lower candidates left out; since 2026-12-06, with correction rounds, the bank's lower candidates are "
-        f"judged in the first round's batch if the screen ranks them above that round's edits); "
-        f"ms_per_sentence is the mean time of a decode call"
+        f"lower candidates left out{tail}); ms_per_sentence is the mean time of a decode call"
         f"{', own_ms_p50 and own_ms_max the hybrid call as it times itself, median and slowest sentence' if own else ''}. "
         f"{_machine(res['machine'])}.",
         res["results"], ["file", "decoder", "num_steps", "steps_taken", "encoder_calls", "pool_cut_share", "bleu", "exact_match", "token_f1", "cosine",
