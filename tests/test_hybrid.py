@@ -157,6 +157,8 @@ def test_the_pool_leaves_out_what_the_time_left_cannot_pay_for(bank, small_encod
     assert [kind for kind, _ in double.requests] == ["greedy"]  # too little time left for a regeneration (0.16 s < 0.2 s)
     assert result.timings["total_ms"] <= 400 + 1e-6
     assert hybrid.judge_cost.known and hybrid.judge_cost(1, 50) > 0  # measured: the next call prices judging before it judges
+    health = hybrid.health()["judge_cost"]  # what an operator sees of it
+    assert health["calls"] == hybrid.judge_cost.calls > 0 and health["fixed_ms"] >= 0 and health["margin"] == 1.0
     roomy = hybrid.generate(target, max_seconds=10, num_steps=0)
     assert roomy.details["pool"] == ["bank", "greedy", "beam", "sample", "bank_rest"] and roomy.details["skipped"] == []
 

@@ -534,5 +534,8 @@ class HybridDecoder(TextDecoder):
                                      "residual_steps": residual_steps, "screened": screened})
 
     def health(self) -> dict[str, Any]:
+        cost = self.judge_cost  # how the budget is being planned: what judging has cost here lately
         return {"status": "ok", "decoder": "hybrid", "bank_size": len(self.phrase.bank),
-                "generator": self.generator is not None, **self.monitor.stats()}
+                "generator": self.generator is not None, **self.monitor.stats(),
+                "judge_cost": {"calls": cost.calls, "fixed_ms": round(cost.fixed * 1000, 2),
+                               "per_token_ms": round(cost.per_unit * 1000, 4), "margin": round(cost.margin, 3)}}
