@@ -424,7 +424,7 @@ class HybridDecoder(TextDecoder):
         fluency = (lambda texts: self.generator.log_likelihood(texts, query)) if self.generator is not None else None
         judge = _Judge(self.encoder, query, cfg, start, fluency, cost=self.judge_cost)
         # 1. the bank: exact scores are taken as they are; of approximate ones (PQ, SQ), the best few are judged
-        # first only if they could take the fast path (or the bank is all there is), else in step 2's last batch
+        # first only if they could take the fast path (or the bank is all there is), else with step 2's later candidates
         if hits and self.phrase.bank.vectors_exact:
             judge.accept(bank_texts, [h.score for h in hits], self.phrase.bank.vector([h.id for h in hits]))
         elif hits and (self.generator is None or hits[0].score >= cfg.tau - _APPROXIMATE_MARGIN):
@@ -438,7 +438,8 @@ class HybridDecoder(TextDecoder):
                                                   "cosine_per_step": [ranked[0][1]], "stopped_by": "fast_path",
                                                   "pool": ["bank"], "skipped": [], "residual_steps": 0, "screened": 0})
         # 2. the generator's greedy output, with its beams if the time left pays for them, in one batch; then the
-        # bank's hits not judged yet and the samples (if paid for), as many as the time left pays for judging
+        # bank's hits not judged yet and the samples (if paid for): in the first correction round's batch, or
+        # without correction in a batch of their own, as many as the time left pays for judging
         generate_s, greedy_s, used = 0.0, 0.0, set()
         if self.generator is not None and judge.calls < cfg.max_encoder_calls:
             first, greedy_s = self._generated(query, "greedy", 1, cfg)
@@ -458,7 +459,6 @@ class HybridDecoder(TextDecoder):
             used.add("sample")
         more = [t for t in dict.fromkeys(more) if t not in judge.known]
         pool = list(judge.known) + more  # the edits' source of words and phrases, judged or not
-        trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
         screened = 0
         if cfg.num_steps > 0 and judge.calls < cfg.max_encoder_calls:
             tail = more  # judged in the first correction round's batch, where the screen weighs them against its edits
@@ -466,7 +466,8 @@ class HybridDecoder(TextDecoder):
             more, screened = self._screened(more, query, max(judge.affordable(max(judge.sizes(more), default=0)), 0), cfg)
             if more and judge.calls < cfg.max_encoder_calls:
                 judge(more)
-            tail, trace = [], [judge.best_score]
+            tail = []
+        trace = [judge.best_score]  # all judged in one precision, so the trace is comparable step to step
         # 3. correction: edits of the current best, and a regeneration from the residual between target and best
         route, steps, residual_steps, stop = "rerank", 0, 0, "num_steps"
         for _ in range(cfg.num_steps):
