@@ -82,6 +82,25 @@ def test_save_load_round_trip(tmp_path, small_bank, small_encoder):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_saving_over_a_bank_keeps_its_card_but_not_its_old_files(tmp_path, rng):
+    folder = tmp_path / "bank"
+    vectors = _unit(rng, 40)
+    texts = [f"entry {i}" for i in range(40)]
+    PhraseBank.from_vectors(texts, vectors, encoder_name="test").save(folder)  # keeps its vectors (vectors.npy)
+    (folder / "CARD.md").write_text("# My bank\n")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "how.txt").write_text("built by hand")
+    # the same bank saved over it keeping no vectors, then grown as `bank add` does (load, add, save)
+    PhraseBank.from_vectors(texts, vectors, encoder_name="test", config=PhraseBankConfig(vector_dtype="none")).save(folder)
+    grown = PhraseBank.load(folder)
+    grown.add(["entry 40"], _unit(rng, 1))
+    grown.save(folder)
+    assert (folder / "CARD.md").read_text() == "# My bank\n" and (folder / "notes" / "how.txt").read_text() == "built by hand"
+    assert not (folder / "vectors.npy").exists()  # the bank's own file, which it no longer writes, does not come back
+    assert PhraseBank.load(folder).texts == texts + ["entry 40"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank"]  # no temporary or old folder left beside it
+
+
 def test_load_rejects_other_encoder(tmp_path, small_bank):
     small_bank.save(tmp_path / "bank")
     with pytest.raises(IncompatibleArtifact) as err:

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -72,11 +72,15 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(target: str | os.PathLike[str], *, owned: Collection[str] | None = None) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``target``; on success it replaces ``target`` whole.
 
     An existing ``target`` is moved aside first and removed only after the new folder is in place,
     so a crash never leaves a half-written folder under the final name.
+
+    ``owned`` names the entries the writer makes (whether or not it makes each one this time). Given it, the
+    other entries of an existing ``target`` (a card, notes, a training log) are copied into the new folder
+    before it takes the name: rewriting an artifact in place keeps what else its folder holds.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,14 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a finished folder gets the usual mode
     try:
         yield tmp
+        if owned is not None and target.is_dir():
+            for entry in target.iterdir():
+                if entry.name in owned or (tmp / entry.name).exists():
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name)
+                else:
+                    shutil.copy2(entry, tmp / entry.name)
         file_mode = 0o666 & ~_umask()
         for child in tmp.rglob("*"):
             if child.is_file():

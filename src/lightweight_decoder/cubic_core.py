@@ -118,9 +118,11 @@ class CubicCore(nn.Module):
         return out[0] if single else out
 
     def save(self, path: str | os.PathLike[str], *, encoder_name: str = "") -> None:
+        """Write config.json and model.safetensors as one folder, atomically; saving over an existing core folder
+        keeps its other files."""
         from safetensors.torch import save_model
 
-        with _atomic.atomic_dir(path) as tmp:
+        with _atomic.atomic_dir(path, owned={"model.safetensors", "config.json"}) as tmp:
             save_model(self, str(tmp / "model.safetensors"))
             _atomic.write_json(tmp / "config.json", {"type": "cubic_core", "format_version": FORMAT_VERSION, "encoder": encoder_name,
                                                      "core": self.config.to_dict(), "metrics": self.metrics})

@@ -293,10 +293,11 @@ class PhraseBank:
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the bank as a folder, atomically (a crash leaves the old folder or the new one)."""
+        """Write the bank as a folder, atomically (a crash leaves the old folder or the new one). Saving over an
+        existing bank keeps the files it does not write itself, such as a card."""
         import faiss
 
-        with _atomic.atomic_dir(path) as tmp:
+        with _atomic.atomic_dir(path, owned={_TEXTS, _VECTORS, _INDEX, "config.json"}) as tmp:
             with gzip.open(tmp / _TEXTS, "wt", encoding="utf-8", compresslevel=6) as fh:
                 for text in self.texts:
                     fh.write(json.dumps(text, ensure_ascii=False) + "\n")

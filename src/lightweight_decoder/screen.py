@@ -141,12 +141,13 @@ class EmbeddingScreen(nn.Module):
         return self._words
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write config.json, model.safetensors (token vectors in fp16) and tokenizer.json as one folder, atomically."""
+        """Write config.json, model.safetensors (token vectors in fp16), tokenizer.json and casing.json as one folder,
+        atomically. Saving over an existing screen folder keeps its other files (a card)."""
         from safetensors.torch import save_file
 
         tensors = {"tokens.weight": self.tokens.weight.detach().half().contiguous(),
                    "project.weight": self.project.weight.detach().contiguous()}
-        with _atomic.atomic_dir(path) as tmp:
+        with _atomic.atomic_dir(path, owned={_WEIGHTS, _TOKENIZER, _CASING, "config.json"}) as tmp:
             save_file(tensors, str(tmp / _WEIGHTS))
             self.tokenizer.save(str(tmp / _TOKENIZER))
             _atomic.write_json(tmp / _CASING, self.casing)

@@ -209,7 +209,8 @@ class GenerativeDecoder(TextDecoder):
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, weights: str = "fp32") -> None:
-        """Write config.json, model.safetensors and tokenizer.json as one folder, atomically.
+        """Write config.json, model.safetensors and tokenizer.json as one folder, atomically. Saving over an existing
+        decoder folder keeps its other files (a card, a training log).
 
         ``weights="fp16"`` stores the float weights in half precision: half the size on disk (and in a git
         history that keeps every shipped model). They load as fp32 again, rounded; ``bench/weight_storage.py``
@@ -226,7 +227,7 @@ class GenerativeDecoder(TextDecoder):
         model = self.model if weights == "fp32" else copy.deepcopy(self.model).half()  # a copy: this decoder keeps fp32
         if self.model.config.memory_len and self.retriever is None:
             raise ConfigError("a decoder with memory slots is saved with the retriever that fills them (it names the bank)")
-        with _atomic.atomic_dir(path) as tmp:
+        with _atomic.atomic_dir(path, owned={"model.safetensors", "tokenizer.json", "config.json"}) as tmp:
             save_model(model, str(tmp / "model.safetensors"))
             save_tokenizer(self.tokenizer, tmp / "tokenizer.json")
             _atomic.write_json(tmp / "config.json", {
