@@ -39,6 +39,7 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/encoder.py
 	HF_HUB_OFFLINE=1 $(PY) bench/phrasebank.py
 	HF_HUB_OFFLINE=1 $(PY) bench/nprobe.py
+	HF_HUB_OFFLINE=1 $(PY) bench/bank_size.py
 	HF_HUB_OFFLINE=1 $(PY) bench/generative.py
 	HF_HUB_OFFLINE=1 $(PY) bench/decoding.py
 	HF_HUB_OFFLINE=1 $(PY) bench/compressed_vectors.py

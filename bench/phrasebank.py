@@ -1,13 +1,17 @@
 """Phrase bank: latency, recall@1 against exact search, memory at 10k / 100k / 1M entries, and quality
 (BLEU, exact match, cosine) of PhraseBankDecoder on every shared/data/eval/*_dev.txt.
 
-    python bench/phrasebank.py [--sizes 10000 100000 1000000] [--quality-limit 300]
+    python bench/phrasebank.py [--sizes 10000 100000 1000000] [--quality-limit 300] [--rerank-margins 0.02 0]
+
+Greedy decoding is also measured at other ``rerank_margin`` values: how many near-tied hits of a compressed
+bank are re-encoded to order them exactly trades latency for cosine.
 
 Scale runs use real all-mpnet-base-v2 vectors from the corpus embedding cache; where the cache holds
 fewer vectors than a size needs, the rest are perturbed copies of real vectors (each at cosine ~0.8 to
 its source), which keeps the clustered structure real embeddings have. Queries are held-out dev
 sentences. Exact search (Flat) is the baseline measured in the same run. Writes
-bench/results/phrasebank.json.
+bench/results/phrasebank.json; a part skipped (--skip-scale, --skip-quality) keeps the results it had there,
+with the command and machine that measured them.
 """
 
 from __future__ import annotations
@@ -15,23 +19,29 @@ from __future__ import annotations
 import argparse
 import gc
 import glob
+import json
 import time
 
 import numpy as np
 
-from _common import REPO, SHARED, command, dev_sentences, machine, write_result
+from _common import REPO, RESULTS, SHARED, command, dev_sentences, machine, write_result
+
+
+def default_cache() -> str:
+    """The first all-mpnet-base-v2 embedding cache under the cache home (`bank build` and `train` write them)."""
+    from lightweight_decoder.encoder import cache_home
+
+    found = sorted(glob.glob(str(cache_home() / "embeddings" / "all-mpnet-base-v2-*")))
+    if not found:
+        raise SystemExit("no all-mpnet-base-v2 embedding cache: run `lightweight-decoder bank build` first or pass --cache")
+    return found[0]
 
 
 def scale_vectors(cache_dir: str | None, needed: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, int]:
     """``needed`` texts and unit vectors: the cache's real ones first, then perturbed copies; and how many are real."""
     from lightweight_decoder.data import EmbeddingCache
 
-    if cache_dir is None:
-        found = sorted(glob.glob(str(__import__("lightweight_decoder.encoder", fromlist=["x"]).cache_home() / "embeddings" / "all-mpnet-base-v2-*")))
-        if not found:
-            raise SystemExit("no all-mpnet-base-v2 embedding cache: run `lightweight-decoder bank build` first or pass --cache")
-        cache_dir = found[0]
-    texts, vectors = EmbeddingCache.open(cache_dir).load(limit=needed)
+    texts, vectors = EmbeddingCache.open(cache_dir or default_cache()).load(limit=needed)
     real = len(texts)
     vectors = vectors.astype(np.float32)
     if real < needed:  # perturbed copies of real vectors, cosine ~0.8 to their source
@@ -108,14 +118,18 @@ def quality(args: argparse.Namespace, encoder) -> list[dict]:
 
     bank = PhraseBank.load(args.bank, encoder_name=encoder.name, dimension=encoder.dimension)
     rows = []
-    plans = [(p.name, "greedy", args.quality_limit) for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
-    plans += [(p.name, "weighted", args.quality_limit) for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
-    plans.append(("wikipedia_dev.txt", "beam_search", args.beam_limit))
-    for name, method, limit in plans:
-        decoder = PhraseBankDecoder(bank, PhraseDecoderConfig(method=method), encoder=encoder)
+    files = [p.name for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
+    # (file, method, sentences, rerank_margin or None for the config's)
+    plans = [(name, "greedy", args.quality_limit, None) for name in files]
+    plans += [(name, "greedy", args.quality_limit, margin) for margin in args.rerank_margins for name in files]
+    plans += [(name, "weighted", args.quality_limit, None) for name in files]
+    plans.append(("wikipedia_dev.txt", "beam_search", args.beam_limit, None))
+    for name, method, limit, margin in plans:
+        config = PhraseDecoderConfig(method=method, **({} if margin is None else {"rerank_margin": margin}))
+        decoder = PhraseBankDecoder(bank, config, encoder=encoder)
         texts = dev_sentences(name, n=limit)
         summary = summarize(list(roundtrip(texts, encoder, decoder.decode)))
-        rows.append({"file": name, "method": method, **summary})
+        rows.append({"file": name, "method": method if margin is None else f"{method}, rerank_margin {margin}", **summary})
         print(rows[-1], flush=True)
     in_bank = [bank.texts[i] for i in np.random.default_rng(1).choice(len(bank), args.quality_limit, replace=False)]
     decoder = PhraseBankDecoder(bank, encoder=encoder)
@@ -123,6 +137,12 @@ def quality(args: argparse.Namespace, encoder) -> list[dict]:
     rows.append({"file": "sentences in the bank", "method": "greedy", **summary})
     print(rows[-1], flush=True)
     return rows
+
+
+def _previous() -> dict:
+    """The results this benchmark last wrote, or {}."""
+    path = RESULTS / "phrasebank.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def main() -> None:
@@ -133,6 +153,8 @@ def main() -> None:
     parser.add_argument("--bank", default=str(REPO / "models" / "default" / "bank"))
     parser.add_argument("--quality-limit", type=int, default=300, help="sentences per dev file")
     parser.add_argument("--beam-limit", type=int, default=50, help="sentences for the slow beam_search method")
+    parser.add_argument("--rerank-margins", type=float, nargs="*", default=[0.02, 0.0],
+                        help="greedy again with these rerank_margin values (the default config's is measured anyway)")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
@@ -140,11 +162,15 @@ def main() -> None:
     from lightweight_decoder.encoder import TextEncoder
 
     encoder = TextEncoder()
-    payload: dict = {"command": command(), "machine": machine()}
-    if not args.skip_quality:
-        payload["quality"] = quality(args, encoder)
-    if not args.skip_scale:
-        payload["scale"] = scale(args, encoder)
+    stamp = {"command": command(), "machine": machine()}
+    payload: dict = {**stamp, "measured": {}}
+    previous = _previous()
+    for part, skipped, run in (("quality", args.skip_quality, quality), ("scale", args.skip_scale, scale)):
+        if not skipped:
+            payload[part], payload["measured"][part] = run(args, encoder), stamp
+        elif part in previous:  # a part not rerun keeps its last results, stamped with the run that measured them
+            payload[part] = previous[part]
+            payload["measured"][part] = previous.get("measured", {}).get(part) or {k: previous[k] for k in ("command", "machine")}
     path = write_result("phrasebank", payload)
     print(f"wrote {path}")
 

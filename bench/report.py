@@ -40,11 +40,18 @@ def encoder_section(res: dict) -> list[str]:
 
 
 def phrasebank_section(res: dict) -> list[str]:
-    lines = ["## Phrase bank (Variant 1)", "", f"`{res['command']}`. {_machine(res['machine'])}.", ""]
+    measured = res.get("measured", {})  # per part since --skip-* keeps a part's last results; before, one run made both
+
+    def stamp(part: str) -> list[str]:
+        run = measured.get(part)
+        return [f"`{run['command']}`. {_machine(run['machine'])}.", ""] if run else []
+
+    lines = ["## Phrase bank (Variant 1)", ""] + ([] if measured else [f"`{res['command']}`. {_machine(res['machine'])}.", ""])
     if "quality" in res:
         lines += [
             "### Quality of the shipped bank",
             "",
+            *stamp("quality"),
             "Each dev sentence is encoded, decoded from its vector, and compared with the output (BLEU is "
             "sacrebleu corpus BLEU 0-100; cosine is between the input's embedding and the re-encoded output). "
             "The dev sets are held out of the corpus, so the bank cannot contain them: these numbers measure "
@@ -57,6 +64,7 @@ def phrasebank_section(res: dict) -> list[str]:
         lines += [
             "### Latency, recall and memory by bank size",
             "",
+            *stamp("scale"),
             "Single-query `PhraseBankDecoder.generate` (greedy, top-10, no cache, no re-encoding); recall@1 is "
             "agreement of the top hit with exact search (Flat) on held-out dev queries; memory is index + texts. "
             "`real_vectors` says how many vectors are real corpus embeddings; the rest are perturbed copies.",
@@ -278,6 +286,28 @@ def nprobe_section(res: dict) -> list[str]:
     ]
 
 
+def bank_size_section(res: dict) -> list[str]:
+    cache = res["cache"]
+    return [
+        "### Quality by bank size",
+        "",
+        f"`{res['command']}`. {_machine(res['machine'])}.",
+        "",
+        f"The first n of {cache['entries']:,} corpus sentences embedded in a random order ({res['encoder']}, {cache['precision']}); "
+        "each dev sentence is decoded as its nearest one by exact cosine, so the numbers measure what a bank of that size "
+        "holds, not how an index searches it. Cosine is between the dev sentence's embedding and that sentence's.",
+        "",
+        markdown_table(res["rows"], ["file", "n", "size", "bleu", "exact_match", "token_f1", "cosine"]),
+        "",
+        "What each doubling of the bank added (least-squares slope against log2 of the size):",
+        "",
+        markdown_table(res["per_doubling"], ["file", "bleu_per_doubling", "token_f1_per_doubling", "cosine_per_doubling"]),
+        "",
+        f"![quality by bank size](results/{res['plot']})",
+        "",
+    ]
+
+
 def _plot_scale(rows: list[dict]) -> None:
     import matplotlib
 
@@ -314,6 +344,8 @@ def main() -> None:
         lines += phrasebank_section(bank)
     if (probes := _load("nprobe")) is not None:
         lines += nprobe_section(probes)
+    if (sizes := _load("bank_size")) is not None:
+        lines += bank_size_section(sizes)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
     if (stored := _load("weight_storage")) is not None:
