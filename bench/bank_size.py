@@ -3,9 +3,10 @@
     python bench/bank_size.py [--cache DIR] [--limit 300] [--smallest 4096]
 
 DIR is an all-mpnet-base-v2 embedding cache (written by `lightweight-decoder bank build`, `bank add` or `train`;
-each prints its folder; default: the first one under the cache home, as bench/phrasebank.py): its texts are a seeded shuffle of the corpus, so its first n entries are a random
-sample of n corpus sentences. For n = smallest, 2 x smallest, ... and the whole cache, each dev sentence's
-nearest entry by exact cosine (no index, so the numbers measure what the bank holds, not how it is searched)
+each prints its folder; default: the first one under the cache home, as bench/phrasebank.py): its texts are a
+seeded shuffle of the corpus, so its first n entries are a random sample of n corpus sentences. For n = smallest,
+2 x smallest, ... and the whole cache, each dev sentence's nearest entry by exact cosine (exact search, as
+bench/phrasebank.py's recall baseline: the numbers measure what the bank holds, not how an index searches it)
 is taken as its decoding. Reported per dev file: BLEU, exact match and token F1 against the sentence, and
 the cosine between the sentence's embedding and that entry's (the cosine of the re-encoded output, since an
 entry's vector is its text's embedding). Each row also gives the gain per doubling of the bank, a
@@ -21,7 +22,7 @@ import argparse
 import numpy as np
 
 from _common import RESULTS, command, dev_sentences, machine, write_result
-from phrasebank import default_cache
+from phrasebank import default_cache, exact_top1
 
 DEV_FILES = ("wikipedia_dev.txt", "simple_wikipedia_dev.txt", "sts_dev.txt", "dialogue_dev.txt")
 
@@ -35,19 +36,6 @@ def sizes_up_to(total: int, smallest: int) -> list[int]:
         sizes.append(n)
         n *= 2
     return sizes + [total]
-
-
-def nearest(vectors: np.ndarray, queries: np.ndarray, n: int, chunk: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """For each query, the index and cosine of its nearest row among ``vectors[:n]`` (unit rows), by exact search."""
-    best = np.full(len(queries), -np.inf, dtype=np.float32)
-    where = np.zeros(len(queries), dtype=np.int64)
-    for start in range(0, n, chunk):
-        block = vectors[start:min(start + chunk, n)].astype(np.float32) @ queries.T  # (rows, queries)
-        top = block.argmax(0)
-        score = block[top, np.arange(len(queries))]
-        better = score > best
-        best[better], where[better] = score[better], top[better] + start
-    return where, best
 
 
 def per_doubling(rows: list[dict], metric: str) -> float:
@@ -109,7 +97,8 @@ def main() -> None:
         references = dev_sentences(name, n=args.limit)
         queries = encoder.encode(references, precision="auto")
         for n in sizes:
-            where, cosine = nearest(vectors, queries, n)
+            where = exact_top1(vectors[:n], queries)
+            cosine = np.einsum("ij,ij->i", vectors[where], queries)  # unit vectors: the inner product is the cosine
             outputs = [texts[i] for i in where]
             rows.append({"file": name, "n": len(references), "size": n, "bleu": round(bleu(outputs, references), 3),
                          "exact_match": round(float(np.mean([exact_match(o, r) for o, r in zip(outputs, references)])), 3),

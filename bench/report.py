@@ -270,42 +270,28 @@ def service_section(res: dict) -> list[str]:
 
 def nprobe_section(res: dict) -> list[str]:
     rows = res["rows"]
-    return [
+    return _table_section(
         "### Recall against nprobe at scale",
-        "",
-        f"`{res['command']}`. {_machine(res['machine'])}.",
-        "",
+        f"`{res['command']}`. {_machine(res['machine'])}.\n\n"
         f"{rows[0]['size']:,} entries ({rows[0]['real_vectors']:,} real embeddings, the rest perturbed copies), each index "
         "built once and searched with more and more IVF lists (`PhraseBank.set_search(nprobe=...)`, `--nprobe` on the "
         "CLI). Latency and recall@1 are measured as in the table above.",
-        "",
-        markdown_table(rows, ["index", "nprobe", "p50_ms", "p95_ms", "recall_at_1"]),
-        "",
-        f"![recall against latency by nprobe](results/{res['plot']})",
-        "",
-    ]
+        rows, ["index", "nprobe", "p50_ms", "p95_ms", "recall_at_1"],
+        (f"![recall against latency by nprobe](results/{res['plot']})", ""))
 
 
 def bank_size_section(res: dict) -> list[str]:
     cache = res["cache"]
-    return [
+    return _table_section(
         "### Quality by bank size",
-        "",
-        f"`{res['command']}`. {_machine(res['machine'])}.",
-        "",
+        f"`{res['command']}`. {_machine(res['machine'])}.\n\n"
         f"The first n of {cache['entries']:,} corpus sentences embedded in a random order ({res['encoder']}, {cache['precision']}); "
         "each dev sentence is decoded as its nearest one by exact cosine, so the numbers measure what a bank of that size "
         "holds, not how an index searches it. Cosine is between the dev sentence's embedding and that sentence's.",
-        "",
-        markdown_table(res["rows"], ["file", "n", "size", "bleu", "exact_match", "token_f1", "cosine"]),
-        "",
-        "What each doubling of the bank added (least-squares slope against log2 of the size):",
-        "",
-        markdown_table(res["per_doubling"], ["file", "bleu_per_doubling", "token_f1_per_doubling", "cosine_per_doubling"]),
-        "",
-        f"![quality by bank size](results/{res['plot']})",
-        "",
-    ]
+        res["rows"], ["file", "n", "size", "bleu", "exact_match", "token_f1", "cosine"],
+        ("What each doubling of the bank added (least-squares slope against log2 of the size):", "",
+         markdown_table(res["per_doubling"], ["file", "bleu_per_doubling", "token_f1_per_doubling", "cosine_per_doubling"]), "",
+         f"![quality by bank size](results/{res['plot']})", ""))
 
 
 def _plot_scale(rows: list[dict]) -> None:
