@@ -32,6 +32,13 @@ def _history(t: dict) -> list[str]:
             markdown_table(rows, ["from", "steps", "tokens_seen", "train_texts", "minutes", "precision"])]
 
 
+def _decay(train_config: dict) -> str:
+    """The learning-rate schedule after warm-up, in words (decoders trained before ``schedule`` existed: cosine)."""
+    if train_config.get("schedule", "cosine") == "cosine":
+        return "cosine decay"
+    return f"constant, then a cosine decay over the last {train_config['decay_fraction']:.0%} of the steps"
+
+
 def _data(t: dict) -> str:
     """The training data in words, from the sources ``train`` recorded (older models record only a count)."""
     parts = []
@@ -139,7 +146,7 @@ def main() -> None:
         f"| max length | {m['max_len']} tokens |",
         f"| decoding defaults | {decoding_name(meta.get('generation', {}))} (`lightweight-decoder generation-defaults` shows and changes them) |",
         f"| training | {t['steps']:,} steps, batch {t['train_config']['batch_size']}, AdamW lr {t['train_config']['lr']} "
-        f"(warm-up {t['train_config']['warmup_steps']}, cosine decay), noise on inputs up to {t['train_config']['noise_std']}, "
+        f"(warm-up {t['train_config']['warmup_steps']}, {_decay(t['train_config'])}), noise on inputs up to {t['train_config']['noise_std']}, "
         + (f"length curriculum over {t['train_config']['curriculum_steps']} steps; " if t['train_config']['curriculum_steps'] else "no length curriculum; ")
         + f"{t['tokens_seen']:,} target tokens seen |",
         f"| data | {_data(t)} |",

@@ -223,6 +223,18 @@ def hybrid_pool_section(res: dict) -> list[str]:
                markdown_table(picks, list(picks[0])), ""))
 
 
+def leakage_section(res: dict) -> list[str]:
+    return _table_section(
+        "## What an embedding leaks: names and numbers",
+        f"`{res['command']}`: first {res['limit']} sentences of each dev file; names and numbers are those of the input "
+        f"sentences (a name is a capitalised word that does not start a sentence; counted once per sentence), "
+        f"names_recovered and numbers_recovered the share of them that the output spells exactly. The hybrid has "
+        f"{res['max_seconds']} s a sentence; `chance` scores each sentence against the phrase decoder's output for the "
+        f"next one, a text that knows nothing of it. {_machine(res['machine'])}.",
+        res["results"], ["file", "decoder", "n", "names", "numbers", "names_recovered", "numbers_recovered", "token_f1",
+                         "bleu", "cosine", "ms_per_sentence"])
+
+
 def screen_section(res: dict) -> list[str]:
     s = res["screen"]
     return _table_section(
@@ -350,6 +362,8 @@ def main() -> None:
         lines += hybrid_ablation_section(abl)
     if (pool := _load("hybrid_pool")) is not None:
         lines += hybrid_pool_section(pool)
+    if (leak := _load("leakage")) is not None:
+        lines += leakage_section(leak)
     if (scr := _load("screen")) is not None:
         lines += screen_section(scr)
     if (svc := _load("service")) is not None:

@@ -174,7 +174,8 @@ def test_roundtrip_and_eval_contract(tmp_path):
     ev = runner.invoke(main, ["eval", "--decoder", "phrase", "--input", str(dev), "--bank", str(out), "--jsonl", "--out", str(tmp_path / "r.json")])
     assert ev.exit_code == 0, ev.output
     summary = json.loads(ev.output)
-    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"}
+    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "names_recovered", "numbers_recovered",
+                            "ms_per_sentence"}
     assert summary["n"] == 4 and summary["exact_match"] == 0.75 and 0 < summary["bleu"] <= 100
     assert len(json.loads((tmp_path / "r.json").read_text())["rows"]) == 4
     table = runner.invoke(main, ["eval", "--input", str(dev), "--bank", str(out), "--table"])
@@ -207,6 +208,7 @@ def test_train_then_roundtrip_generative(tmp_path):
     assert saved["metadata"]["train_config"]["noise_std"] == 0.2
     log = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine", "lm_mean", "nll"} <= set(log[-1])
+    assert "step 20, " in trained.output and f"on 3 lines of {dev}: BLEU {log[-1]['bleu']:.2f}," in trained.output  # the last evaluation
     rt = runner.invoke(main, ["roundtrip", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev), "--jsonl"])
     assert rt.exit_code == 0, rt.output
     rows = [json.loads(line) for line in rt.output.splitlines()]

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lightweight_decoder.quality import (RoundTrip, bleu, exact_match, likelihood, markdown_table, output_cosines, rouge_l, roundtrip,
-                                      summarize, token_f1)
+from lightweight_decoder.quality import (RoundTrip, bleu, exact_match, likelihood, markdown_table, output_cosines, particulars, rouge_l,
+                                      roundtrip, summarize, token_f1)
 
 
 def test_metrics_on_known_pairs():
@@ -22,11 +22,33 @@ def test_roundtrip_and_summary(small_encoder):
     assert rows[0].cosine == pytest.approx(1.0, abs=1e-5) and rows[1].cosine < 0.5
     summary = summarize(rows)
     assert summary["n"] == 2 and summary["exact_match"] == 0.5
-    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "ms_per_sentence"}
+    assert set(summary) == {"n", "bleu", "exact_match", "token_f1", "rouge_l", "cosine", "names_recovered", "numbers_recovered",
+                            "ms_per_sentence"}
+    assert summary["names_recovered"] is None and summary["numbers_recovered"] is None  # the inputs have none
     assert summarize([])["n"] == 0
     assert "| n |" in markdown_table([summary], ["n", "bleu"])
     table = markdown_table([{"decoder": "phrase", "num_steps": None, "bleu": 4.56789}], ["decoder", "num_steps", "bleu", "absent"])
     assert table.splitlines()[-1] == "| phrase |  | 4.568 |  |"  # None and a missing key are empty cells
+
+
+def test_particulars_are_names_that_do_not_start_a_sentence_and_numbers():
+    names, numbers = particulars("In 1912 the Titanic left Southampton. It sank; I read that 1,503 died at 2:20 on 15/04.")
+    assert names == {"Titanic", "Southampton"}  # not "In", "It" (sentence starts) nor "I"
+    assert numbers == {"1912", "1,503", "2:20", "15/04"}
+    assert particulars("") == (set(), set())
+    assert particulars("hello there. what now? Paris!")[0] == set()  # "Paris" starts a sentence after "?"
+    assert particulars("He met Dr. Watson in the U.S. Army.")[0] == {"Dr", "Watson", "U", "S", "Army"}  # abbreviations end none
+
+
+def test_names_and_numbers_recovered_pool_over_rows():
+    rows = [RoundTrip("The ship Titanic sank in 1912 near Newfoundland.", "Titanic sank in 1912.", 0.9, 1.0),
+            RoundTrip("We met Anna in 1999.", "We met someone in 1998.", 0.8, 1.0),
+            RoundTrip("nothing to find here", "anything", 0.1, 1.0)]
+    summary = summarize(rows)
+    # names: Titanic (found, though it starts the output), Newfoundland, Anna -> 1 of 3; numbers: 1912 found, 1999 not -> 1 of 2
+    assert summary["names_recovered"] == pytest.approx(1 / 3, abs=1e-4)
+    assert summary["numbers_recovered"] == 0.5
+    assert summarize([RoundTrip("The Titanic sank.", "the titanic sank.", 0.9, 1.0)])["names_recovered"] == 0.0  # case counts
 
 
 def test_empty_output_scores_zero_cosine(small_encoder):

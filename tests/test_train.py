@@ -213,10 +213,16 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, corpus, small_encoder, mo
 
 
 def test_schedule_and_curriculum():
-    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1, curriculum_steps=50, curriculum_start_len=4)
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1, curriculum_steps=50, curriculum_start_len=4, schedule="cosine")
     assert learning_rate(0, cfg, 100) == pytest.approx(0.1)
     assert learning_rate(10, cfg, 100) == pytest.approx(1.0)
     assert learning_rate(100, cfg, 100) == pytest.approx(0.1)
+    assert learning_rate(55, cfg, 100) == pytest.approx(0.55)  # halfway through the decay
+    wsd = cfg.replace(schedule="wsd", decay_fraction=0.2)  # stable at lr until step 80, then the same cosine over 80-100
+    assert [learning_rate(s, wsd, 100) for s in (0, 10, 79, 80)] == pytest.approx([0.1, 1.0, 1.0, 1.0])
+    assert learning_rate(90, wsd, 100) == pytest.approx(0.55) and learning_rate(100, wsd, 100) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        TrainConfig(schedule="linear")
     ids = [[5] * n for n in range(2, 20)]
     batches = _Batches(ids, np.ones((len(ids), 4), np.float32), cfg.replace(batch_size=4), max_len=20, pad_id=0, bos_id=1)
     assert batches.allowed_length(0) == 4 and batches.allowed_length(50) == 20
@@ -269,6 +275,43 @@ def test_minutes_alone_fit_the_schedule_and_stop(tmp_path, corpus, small_encoder
     assert json.loads((tmp_path / "s" / "checkpoint" / "state.json").read_text())["step"] == 7  # --steps is kept
     with pytest.raises(ConfigError, match="steps or minutes"):
         TrainConfig(steps=None)
+
+
+def test_a_deadline_fit_follows_the_step_time():
+    from lightweight_decoder.train import _DeadlineFit
+
+    fit = _DeadlineFit(deadline=100.0, min_steps=20, window=50)
+    for _ in range(19):
+        fit.record(0.125)
+    assert not fit.ready
+    fit.record(0.125)
+    assert fit.ready and fit.total(20, now=10.0) == 20 + 720  # 90 s left at 0.125 s a step
+    for _ in range(50):  # steps slow down (longer sentences): the schedule shortens to end at the deadline
+        fit.record(0.25)
+    assert fit.total(70, now=20.0) == 70 + 320
+    assert fit.total(500, now=99.95) == 501 and fit.total(500, now=120.0) == 501  # always one more step
+    fit.record(0.25, overhead=71 * 0.25)  # an evaluation as long as all 71 steps so far: each step now costs twice as much
+    assert fit.total(71, now=20.0) == 71 + 160
+
+
+def test_a_minutes_run_ends_at_the_bottom_of_its_decay(tmp_path, corpus, small_encoder):
+    texts, vectors = corpus
+    cfg = TrainConfig(steps=None, minutes=0.1, batch_size=16, lr=1e-3, min_lr_ratio=0.1, warmup_steps=2,
+                      eval_every=10_000, checkpoint_every=10_000, precision="fp32")
+    train(tmp_path / "m", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cfg,
+          model_overrides=TINY, show_progress_bar=False)
+    last = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()][-1]
+    state = json.loads((tmp_path / "m" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == state["total_steps"] == last["step"] > 20
+    assert last["lr"] < 1e-3 * 0.2  # near lr * min_lr_ratio, not cut off mid-decay
+    # a checkpoint of an interrupted run (its fitted schedule not yet done): the rerun fits the rest to its own deadline
+    state_path = tmp_path / "m" / "checkpoint" / "state.json"
+    state_path.write_text(json.dumps({**state, "total_steps": state["step"] + 10**6}))
+    train(tmp_path / "m", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cfg,
+          model_overrides=TINY, show_progress_bar=False)
+    resumed = json.loads(state_path.read_text())
+    assert state["step"] + 20 < resumed["step"] == resumed["total_steps"] < state["step"] + 10**6
+    assert json.loads((tmp_path / "m" / "train_log.jsonl").read_text().splitlines()[-1])["lr"] < 1e-3 * 0.2
 
 
 def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small_encoder):

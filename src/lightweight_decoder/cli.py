@@ -323,7 +323,7 @@ def bank_info(path: str) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Training folder (decoder/, checkpoint/, train_log.jsonl); resumes if present.")
 @click.option("--preset", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True)
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (the schedule length).")
-@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Fit the schedule to this time budget instead.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), help="Stop after this many minutes; without --steps, the learning-rate schedule is fitted to end then (refitted at every step from the recent step time).")
 @click.option("--encoder", "model", default="all-mpnet-base-v2", show_default=True, help="Encoder name or folder; the decoder learns its embeddings.")
 @click.option("--limit", type=click.IntRange(min=1), help="Train on the first N texts of the seeded shuffle.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip the first N texts of the seeded shuffle (--limit counts from there).")
@@ -335,6 +335,8 @@ def bank_info(path: str) -> None:
 @click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False),
               help="Start from this decoder's weights and tokenizer (e.g. models/default/generative) instead of a new --preset model.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=TrainConfig.warmup_steps, show_default=True)
+@click.option("--schedule", type=click.Choice(["wsd", "cosine"]), default=TrainConfig.schedule, show_default=True,
+              help="Learning rate after warm-up. wsd: constant, then a cosine decay over the last fifth of the run; cosine: a cosine decay over the whole run.")
 @click.option("--curriculum-steps", type=click.IntRange(min=0), default=TrainConfig.curriculum_steps, show_default=True, help="Steps over which the allowed length grows (0: none).")
 @click.option("--corpus-seed", type=int, default=0, show_default=True,
               help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
@@ -364,7 +366,7 @@ def bank_info(path: str) -> None:
               help="How the trained decoder stores its weights: fp16 is half the size on disk (loaded as fp32; checkpoints stay fp32).")
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
-              init_from: str | None, warmup_steps: int, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
+              init_from: str | None, warmup_steps: int, schedule: str, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
               dropout: float | None, layers: int | None, memory_len: int | None, memory_bank: str | None, memory_neighbours: int | None,
               memory_dropout: float, noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
@@ -409,7 +411,7 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         dev_texts = _read_texts((), dev_file)[:200]
         dev_vectors = encoder.encode(dev_texts, precision="auto")
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                         checkpoint_every=eval_every, warmup_steps=warmup_steps, curriculum_steps=curriculum_steps, seed=seed,
+                         checkpoint_every=eval_every, warmup_steps=warmup_steps, schedule=schedule, curriculum_steps=curriculum_steps, seed=seed,
                          noise_std=noise_std, memory_dropout=memory_dropout)
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
     overrides: dict[str, Any] = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else {}
@@ -430,6 +432,13 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
                     dev_texts=dev_texts, dev_vectors=dev_vectors, encoder=encoder, init_from=init_from, data_sources=sources,
                     weights=weights, memory=memory)
     click.echo(f"trained {decoder.num_parameters:,}-parameter decoder; saved to {Path(out) / 'decoder'}", err=True)
+    log_path = Path(out) / "train_log.jsonl"
+    last = json.loads(log_path.read_text(encoding="utf-8").splitlines()[-1]) if log_path.exists() else {}
+    if "bleu" in last:  # the run's final dev evaluation
+        scores = ", ".join(f"{name} {last[key]:.{digits}f}" for key, name, digits in
+                           (("bleu", "BLEU", 2), ("exact_match", "exact match", 3), ("cosine", "cosine", 3), ("nll", "nll", 3)) if key in last)
+        click.echo(f"step {last['step']}, {last['elapsed_s'] / 60:.1f} min of training; on {len(dev_texts or ())} lines of "
+                   f"{dev_file}: {scores} (greedy; nll in nats/token; every evaluation: {log_path})", err=True)
 
 
 def _bank_training_pairs(path: str, encoder: Any, *, skip: set[str], sample: int = 64) -> tuple[list[str], np.ndarray, dict[str, Any]]:
@@ -649,7 +658,9 @@ def roundtrip_cmd(input_file: str, limit: int | None, core_dir: str | None, as_j
 @click.option("--table", is_flag=True, help="Print a markdown table instead of JSON.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the JSON result (with the per-sentence rows) to this file.")
 def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: bool, table: bool, out: str | None, **decoder_args: Any) -> None:
-    """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence.
+    """Round-trip a file and print BLEU, exact match, token F1, ROUGE-L, cosine and ms per sentence, and the share
+    of the lines' names and numbers that the outputs spell exactly (names_recovered, numbers_recovered: what the
+    embeddings leak).
 
     With --decoder generative also how well the model predicts each line from its embedding: nll (nats per
     token), perplexity, and nll_mismatched (each line read under another line's embedding; the gap shows

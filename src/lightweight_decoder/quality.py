@@ -1,8 +1,11 @@
 """Quality metrics and the round-trip evaluation harness.
 
 BLEU is sacrebleu corpus BLEU (0-100); ROUGE-L is rouge-score's F-measure; token F1 is SQuAD-style
-bag-of-tokens F1; cosine compares the input's embedding with the re-encoded output's. For a generative
-decoder, :func:`likelihood` measures how well it predicts the true text from its embedding (nats per token).
+bag-of-tokens F1; cosine compares the input's embedding with the re-encoded output's. What a decoder reads
+out of an embedding that matters most when the text was private, its names and numbers, is counted by
+:func:`particulars`: the share of the input's names (capitalised words that do not start a sentence) and numbers
+that the output spells exactly. For a generative decoder, :func:`likelihood` measures how well it predicts the
+true text from its embedding (nats per token).
 
 >>> round(token_f1("the cat sat", "the cat sat down"), 3)
 0.857
@@ -22,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decoders.generative import GenerativeDecoder
     from .encoder import TextEncoder
 
-__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "RoundTrip", "roundtrip", "output_cosines", "summarize", "likelihood"]
+__all__ = ["bleu", "exact_match", "token_f1", "rouge_l", "particulars", "RoundTrip", "roundtrip", "output_cosines", "summarize", "likelihood"]
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -55,6 +58,46 @@ def token_f1(hypothesis: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(hyp), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+_NUMBER = re.compile(r"\d+(?:[.,:/]\d+)*")
+_SENTENCE_END = {".", "!", "?"}
+# a full stop after one of these (or after a single letter, as in "U.S.") does not end a sentence
+_ABBREVIATIONS = {"Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "Mt", "Ft", "Lt", "Gen", "Col", "Capt", "Prof", "Rev", "Gov", "Sen",
+                  "Rep", "No", "vs", "etc", "Inc", "Co", "Ltd", "Corp", "Bros", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug",
+                  "Sep", "Sept", "Oct", "Nov", "Dec"}
+
+
+def particulars(text: str) -> tuple[set[str], set[str]]:
+    """The distinct names and numbers of ``text``. A name is a capitalised word that does not start a sentence
+    (nor is "I"): a proxy for proper nouns that needs no tagger, so it misses a name that opens a sentence.
+
+    >>> names, numbers = particulars("In 1912 the Titanic left Southampton. It sank, and 1,503 died.")
+    >>> sorted(names), sorted(numbers)
+    (['Southampton', 'Titanic'], ['1,503', '1912'])
+    """
+    names, starts, previous = set(), True, ""
+    for token in _TOKEN.findall(_NUMBER.sub(" ", text)):
+        if token in _SENTENCE_END:
+            starts = starts or not (token == "." and (len(previous) == 1 and previous.isalpha() or previous in _ABBREVIATIONS))
+        elif token[0].isalpha():
+            if not starts and token[0].isupper() and token != "I":
+                names.add(token)
+            starts = False
+        previous = token
+    return names, set(_NUMBER.findall(text))
+
+
+def _recovered(outputs: Sequence[str], inputs: Sequence[str]) -> tuple[float | None, float | None]:
+    """Shares of the inputs' names and numbers that their outputs hold (pooled over all rows; None when none)."""
+    found, total = np.zeros(2), np.zeros(2)
+    for output, text in zip(outputs, inputs):
+        out_names, out_numbers = particulars(output)
+        out_words = set(_TOKEN.findall(output))  # a name counts wherever the output has it, sentence start included
+        names, numbers = particulars(text)
+        found += (len(names & (out_names | out_words)), len(numbers & out_numbers))
+        total += (len(names), len(numbers))
+    return tuple(round(float(f / t), 4) if t else None for f, t in zip(found, total))  # type: ignore[return-value]
 
 
 _ROUGE = None
@@ -117,11 +160,14 @@ def roundtrip(
         yield RoundTrip(text, output, float(output_cosines(encoder, [output], target[None])[0]), ms)
 
 
-def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
-    """Corpus metrics over round trips: n, bleu, exact_match, token_f1, rouge_l, cosine, ms_per_sentence."""
+def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int | None]:
+    """Corpus metrics over round trips: n, bleu, exact_match, token_f1, rouge_l, cosine, names_recovered and
+    numbers_recovered (see :func:`particulars`; None when the inputs have none), ms_per_sentence."""
     if not rows:
-        return {"n": 0, "bleu": 0.0, "exact_match": 0.0, "token_f1": 0.0, "rouge_l": 0.0, "cosine": 0.0, "ms_per_sentence": 0.0}
+        return {"n": 0, "bleu": 0.0, "exact_match": 0.0, "token_f1": 0.0, "rouge_l": 0.0, "cosine": 0.0,
+                "names_recovered": None, "numbers_recovered": None, "ms_per_sentence": 0.0}
     outputs, inputs = [r.output for r in rows], [r.input for r in rows]
+    names, numbers = _recovered(outputs, inputs)
     return {
         "n": len(rows),
         "bleu": round(bleu(outputs, inputs), 3),
@@ -129,6 +175,8 @@ def summarize(rows: Sequence[RoundTrip]) -> dict[str, float | int]:
         "token_f1": round(float(np.mean([token_f1(o, i) for o, i in zip(outputs, inputs)])), 4),
         "rouge_l": round(float(np.mean([rouge_l(o, i) for o, i in zip(outputs, inputs)])), 4),
         "cosine": round(float(np.mean([r.cosine for r in rows])), 4),
+        "names_recovered": names,
+        "numbers_recovered": numbers,
         "ms_per_sentence": round(float(np.mean([r.ms for r in rows])), 3),
     }
 
