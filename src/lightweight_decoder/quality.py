@@ -92,10 +92,9 @@ def _recovered(outputs: Sequence[str], inputs: Sequence[str]) -> tuple[float | N
     """Shares of the inputs' names and numbers that their outputs hold (pooled over all rows; None when none)."""
     found, total = np.zeros(2), np.zeros(2)
     for output, text in zip(outputs, inputs):
-        out_names, out_numbers = particulars(output)
-        out_words = set(_TOKEN.findall(output))  # a name counts wherever the output has it, sentence start included
+        out_words = set(_TOKEN.findall(_NUMBER.sub(" ", output)))  # a name counts wherever the output has it, sentence start included
         names, numbers = particulars(text)
-        found += (len(names & (out_names | out_words)), len(numbers & out_numbers))
+        found += (len(names & out_words), len(numbers & set(_NUMBER.findall(output))))
         total += (len(names), len(numbers))
     return tuple(round(float(f / t), 4) if t else None for f, t in zip(found, total))  # type: ignore[return-value]
 
