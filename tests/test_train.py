@@ -321,10 +321,12 @@ def test_init_from_keeps_the_function_and_adds_injection(tmp_path, corpus, small
     texts, vectors = corpus
     source = create_generative_decoder("tiny", small_encoder.dimension, encoder_name=small_encoder.name, texts=texts,
                                        cond_inject=False, **TINY)
+    source.generation_config = source.generation_config.replace(repetition_penalty=1.2)
     source.save(tmp_path / "source")
     init = _init_decoder(tmp_path / "source", small_encoder.dimension, small_encoder.name, {"cond_inject": True},
                          load_weights=True, seed=0)
     assert init.model.cond_proj is not None and source.model.cond_proj is None
+    assert init.generation_config.repetition_penalty == 1.2  # its decoding defaults carry over
     cond, tokens = torch.from_numpy(vectors[:4]), torch.randint(3, 300, (4, 6))
     with torch.no_grad():
         assert torch.equal(init.model(cond, tokens)[0], source.model(cond, tokens)[0])

@@ -333,7 +333,7 @@ def bank_info(path: str) -> None:
 @click.option("--eval-every", type=click.IntRange(min=1), default=TrainConfig.eval_every, show_default=True)
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: under the cache home).")
 @click.option("--init", "init_from", type=click.Path(exists=True, file_okay=False),
-              help="Start from this decoder's weights and tokenizer (e.g. models/default/generative) instead of a new --preset model.")
+              help="Start from this decoder's weights, tokenizer and decoding defaults (e.g. models/default/generative) instead of a new --preset model.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=TrainConfig.warmup_steps, show_default=True)
 @click.option("--schedule", type=click.Choice(["wsd", "cosine"]), default=TrainConfig.schedule, show_default=True,
               help="Learning rate after warm-up. wsd: constant, then a cosine decay over the last fifth of the run; cosine: a cosine decay over the whole run.")

@@ -240,7 +240,9 @@ def _init_decoder(path: str | os.PathLike[str], dimension: int, encoder_name: st
     history = {"path": str(path), **{k: v for k, v in source.metadata.items() if k != "train_config"}}
     # the source's memory (its bank and settings) carries over while the slots keep their number
     retriever = source.retriever if model.config.memory_len == source.model.config.memory_len else None
-    return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, metadata={"initialised_from": history}, retriever=retriever)
+    # and so do its decoding defaults (`generation-defaults`): the continued decoder decodes as its source did
+    return GenerativeDecoder(model, source.tokenizer, encoder_name=encoder_name, generation_config=source.generation_config,
+                             metadata={"initialised_from": history}, retriever=retriever)
 
 
 def _retriever(decoder: "GenerativeDecoder", memory: "MemoryConfig | None", bank: "PhraseBank | None", texts: Sequence[str]):
