@@ -101,6 +101,13 @@ def dev_sentences(name: str = "wikipedia_dev.txt", n: int | None = None) -> list
     return lines[:n] if n else lines
 
 
+def dev_files(names: list[str] | None = None) -> list[Path]:
+    """The dev files named (``wikipedia_dev`` or ``wikipedia_dev.txt``), or every ``*_dev.txt``."""
+    if names:
+        return [SHARED / "eval" / (name if name.endswith(".txt") else name + ".txt") for name in names]
+    return sorted((SHARED / "eval").glob("*_dev.txt"))
+
+
 def write_result(name: str, payload: dict) -> Path:
     from lightweight_decoder import _atomic
 

@@ -17,7 +17,7 @@ import argparse
 
 import numpy as np
 
-from _common import RESULTS, SHARED, command, dev_sentences, machine, write_result
+from _common import RESULTS, command, dev_files, dev_sentences, machine, write_result
 
 
 def _seconds(value: str) -> float | None:
@@ -51,8 +51,7 @@ def main() -> None:
     screen = None if args.screen == "none" else load_screen(args.screen, encoder)
     hybrid = HybridDecoder(phrase, decoders.get("generative"), encoder, screen=screen)
     rows = []
-    paths = ([SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files] if args.files
-             else sorted((SHARED / "eval").glob("*_dev.txt")))
+    paths = dev_files(args.files)
     rounds = {} if args.edits_per_step is None else {"edits_per_step": args.edits_per_step}
     if args.fluency_weight is not None:
         rounds["fluency_weight"] = args.fluency_weight

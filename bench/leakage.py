@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import SHARED, command, dev_sentences, machine, write_result
+from _common import command, dev_files, dev_sentences, machine, write_result
 
 
 def main() -> None:
@@ -28,8 +28,7 @@ def main() -> None:
 
     phrase, encoder = load_decoder("phrase")
     decoders = {"phrase": phrase, **{kind: load_decoder(kind, encoder=encoder)[0] for kind in ("generative", "hybrid")}}
-    paths = ([SHARED / "eval" / (f if f.endswith(".txt") else f + ".txt") for f in args.files] if args.files
-             else sorted((SHARED / "eval").glob("*_dev.txt")))
+    paths = dev_files(args.files)
     keep = ["n", "names_recovered", "numbers_recovered", "token_f1", "bleu", "cosine", "ms_per_sentence"]
     rows = []
     for path in paths:

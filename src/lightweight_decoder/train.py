@@ -3,8 +3,8 @@
 Given texts and their embeddings (from the embedding cache, so a corpus is embedded once):
 AdamW with warm-up and a cosine decay (over the whole run, or over its last fifth after a stable phase: "wsd"),
 gradient clipping, bf16 autocast where the CPU has bf16, a length curriculum (short sentences first), Gaussian
-noise on the input embeddings, dev evaluation every N steps appended to ``train_log.jsonl``, and checkpoints (safetensors + JSON, no pickle) that resume after an
-interruption. Seeded. A model with memory slots reads, for each training sentence, the memory a phrase bank
+noise on the input embeddings, dev evaluation every N steps appended to ``train_log.jsonl``, and checkpoints
+(safetensors + JSON, no pickle) that resume after an interruption. Seeded. A model with memory slots reads, for each training sentence, the memory a phrase bank
 gives its vector (the sentence itself left out), as it will when decoding.
 
 >>> decoder = train("out", texts, vectors, encoder_name="all-mpnet-base-v2", preset="small",   # doctest: +SKIP
@@ -395,11 +395,13 @@ def train(
                disable=not show_progress_bar)
     model.train()
     step_start = time.monotonic()
-    last_step_end = None
     interval_nats = interval_tokens = 0.0  # the LM loss over all tokens since the last log line (one batch's swings with its length)
     while state["step"] < total:
         step = state["step"]
-        tick = time.monotonic()  # this step's own time, for the deadline fit (step_start also counts the evaluations)
+        # for the deadline fit: this step's own time from tick, and what the previous step spent after it (evaluation,
+        # checkpoints) since step_start
+        tick = time.monotonic()
+        overhead = tick - step_start
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, cfg, total)
         cond, inputs, targets, memory_rows = batches.get(step)
@@ -419,9 +421,8 @@ def train(
         interval_tokens += n_tokens
         bar.update(1)
         bar.set_postfix(loss=f"{interval_nats / interval_tokens:.3f}", lr=f"{group['lr']:.2e}")
-        if fit is not None:  # the step, and what the previous one spent on evaluation and checkpoints
-            fit.record(now - tick, overhead=0.0 if last_step_end is None else tick - last_step_end)
-            last_step_end = now
+        if fit is not None:
+            fit.record(now - tick, overhead=overhead)
             if fit.ready:
                 total = state["total_steps"] = bar.total = fit.total(state["step"], now)
         done = state["step"] >= total or (deadline is not None and now >= deadline)
