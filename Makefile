@@ -42,10 +42,10 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/bank_size.py
 	HF_HUB_OFFLINE=1 $(PY) bench/generative.py
 	HF_HUB_OFFLINE=1 $(PY) bench/weight_storage.py
-	HF_HUB_OFFLINE=1 $(PY) bench/decoding.py
+	HF_HUB_OFFLINE=1 $(PY) bench/decoding.py --limit 200
 	HF_HUB_OFFLINE=1 $(PY) bench/compressed_vectors.py
 	HF_HUB_OFFLINE=1 $(PY) bench/screen.py
-	HF_HUB_OFFLINE=1 $(PY) bench/hybrid.py
+	HF_HUB_OFFLINE=1 $(PY) bench/hybrid.py --limit 20 --max-seconds 1
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_ablation.py
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_pool.py
 	HF_HUB_OFFLINE=1 $(PY) bench/leakage.py

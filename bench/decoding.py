@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from _common import REPO, SHARED, command, dev_sentences, machine, write_result
+from _common import REPO, command, dev_files, dev_sentences, machine, write_result
 
 from lightweight_decoder.quality import RoundTrip, markdown_table, output_cosines, summarize
 
@@ -45,7 +45,7 @@ def main() -> None:
     encoder = TextEncoder()
     decoder = GenerativeDecoder.load(args.model)  # no encoder: with one return sequence nothing is re-ranked
     rows = []
-    for path in sorted((SHARED / "eval").glob("*_dev.txt")):
+    for path in dev_files():
         texts = dev_sentences(path.name)[args.offset:args.offset + args.limit]
         if not texts:
             continue

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, RESULTS, SHARED, command, decoding_name, dev_sentences, machine, write_result
+from _common import REPO, RESULTS, command, decoding_name, dev_files, dev_sentences, machine, write_result
 
 
 WEIGHTS = ("fp32", "fp16", "int8")  # the model as saved, and as `--quantize fp16` / `--quantize int8` run it
@@ -175,7 +175,7 @@ def _quality(args: argparse.Namespace, encoder) -> None:
     measured = [("", decoder, quality), ("int8 ", bare["int8"], quality_int8)]
     measured += [(f"baseline {Path(path).name} ", dec, rows) for path, dec, rows in baselines]
     agreement: list[dict] = []  # how often each converted model writes exactly the fp32 model's text
-    for path in sorted((SHARED / "eval").glob("*_dev.txt")):
+    for path in dev_files():
         texts = dev_sentences(path.name, n=args.limit)
         targets = encoder.encode(texts)  # once per file: every decoder is judged against the same vectors
         for label, dec, rows in measured:  # roundtrip re-encodes each output once; rescore=False spares a second

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from _common import REPO, RESULTS, SHARED, command, dev_sentences, machine, write_result
+from _common import REPO, RESULTS, command, dev_files, dev_sentences, machine, write_result
 
 
 def default_cache() -> str:
@@ -118,7 +118,7 @@ def quality(args: argparse.Namespace, encoder) -> list[dict]:
 
     bank = PhraseBank.load(args.bank, encoder_name=encoder.name, dimension=encoder.dimension)
     rows = []
-    files = [p.name for p in sorted((SHARED / "eval").glob("*_dev.txt"))]
+    files = [p.name for p in dev_files()]
     # (file, method, sentences, rerank_margin or None for the config's)
     plans = [(name, "greedy", args.quality_limit, None) for name in files]
     plans += [(name, "greedy", args.quality_limit, margin) for margin in args.rerank_margins for name in files]

@@ -200,12 +200,12 @@ def test_train_then_roundtrip_generative(tmp_path):
     trained = runner.invoke(main, ["train", "--corpus", str(corpus), "--out", str(tmp_path / "gen"), "--preset", "tiny", "--steps", "20",
                                    "--encoder", "all-MiniLM-L6-v2", "--batch-size", "8", "--eval-every", "10", "--dev", str(dev),
                                    "--cache", str(tmp_path / "emb"), "--adaln", "--dropout", "0.1", "--noise-std", "0.2", "--weights", "fp16",
-                                   "--layers", "3"])
+                                   "--layers", "3", "--decay-fraction", "0.5"])
     assert trained.exit_code == 0, trained.output
     saved = json.loads((tmp_path / "gen" / "decoder" / "config.json").read_text())
     assert saved["model"]["cond_adaln"] is True and saved["model"]["dropout"] == 0.1 and saved["weights"] == "fp16"
     assert saved["model"]["n_layer"] == 3  # the tiny preset has 2
-    assert saved["metadata"]["train_config"]["noise_std"] == 0.2
+    assert saved["metadata"]["train_config"]["noise_std"] == 0.2 and saved["metadata"]["train_config"]["decay_fraction"] == 0.5
     log = [json.loads(line) for line in (tmp_path / "gen" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [10, 20] and {"bleu", "exact_match", "cosine", "lm_mean", "nll"} <= set(log[-1])
     assert "step 20, " in trained.output and f"on 3 lines of {dev}: BLEU {log[-1]['bleu']:.2f}," in trained.output  # the last evaluation

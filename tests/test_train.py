@@ -294,7 +294,26 @@ def test_a_deadline_fit_follows_the_step_time():
     assert fit.total(71, now=20.0) == 71 + 160
 
 
-def test_a_minutes_run_ends_at_the_bottom_of_its_decay(tmp_path, corpus, small_encoder):
+class FakeClock:
+    """Test double for the training loop's ``time`` module: each ``monotonic()`` call advances it by ``tick`` seconds,
+    and ``tick`` grows by ``growth`` each time, so steps slow down as they do when the length curriculum reaches
+    longer sentences, the same way however busy the machine is (the loop reads the clock twice a step)."""
+
+    def __init__(self, tick: float = 0.02, growth: float = 1.01) -> None:
+        self.now, self.tick, self.growth = 1000.0, tick, growth
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        self.tick *= self.growth
+        return self.now
+
+
+def test_a_minutes_run_ends_at_the_bottom_of_its_decay(tmp_path, corpus, small_encoder, monkeypatch):
+    import lightweight_decoder.train as train_module
+
+    # 6 s hold ~70 steps, each slower than the last: a schedule fitted once, at step 20, would plan ~100 and stop
+    # before its decay began
+    monkeypatch.setattr(train_module, "time", FakeClock())
     texts, vectors = corpus
     cfg = TrainConfig(steps=None, minutes=0.1, batch_size=16, lr=1e-3, min_lr_ratio=0.1, warmup_steps=2,
                       eval_every=10_000, checkpoint_every=10_000, precision="fp32")
@@ -307,6 +326,7 @@ def test_a_minutes_run_ends_at_the_bottom_of_its_decay(tmp_path, corpus, small_e
     # a checkpoint of an interrupted run (its fitted schedule not yet done): the rerun fits the rest to its own deadline
     state_path = tmp_path / "m" / "checkpoint" / "state.json"
     state_path.write_text(json.dumps({**state, "total_steps": state["step"] + 10**6}))
+    monkeypatch.setattr(train_module, "time", FakeClock())
     train(tmp_path / "m", texts, vectors, encoder_name=small_encoder.name, preset="tiny", train_config=cfg,
           model_overrides=TINY, show_progress_bar=False)
     resumed = json.loads(state_path.read_text())

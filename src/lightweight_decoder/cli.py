@@ -336,7 +336,9 @@ def bank_info(path: str) -> None:
               help="Start from this decoder's weights, tokenizer and decoding defaults (e.g. models/default/generative) instead of a new --preset model.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), default=TrainConfig.warmup_steps, show_default=True)
 @click.option("--schedule", type=click.Choice(["wsd", "cosine"]), default=TrainConfig.schedule, show_default=True,
-              help="Learning rate after warm-up. wsd: constant, then a cosine decay over the last fifth of the run; cosine: a cosine decay over the whole run.")
+              help="Learning rate after warm-up. wsd: constant, then a cosine decay over the last --decay-fraction of the run; cosine: a cosine decay over the whole run.")
+@click.option("--decay-fraction", type=click.FloatRange(0, 1), default=TrainConfig.decay_fraction, show_default=True,
+              help="With --schedule wsd: the share of the run, at its end, over which the rate decays to a tenth of --lr.")
 @click.option("--curriculum-steps", type=click.IntRange(min=0), default=TrainConfig.curriculum_steps, show_default=True, help="Steps over which the allowed length grows (0: none).")
 @click.option("--corpus-seed", type=int, default=0, show_default=True,
               help="Shuffle seed of the corpus (--limit takes the first N; another seed gives other sentences and its own cache).")
@@ -366,7 +368,7 @@ def bank_info(path: str) -> None:
               help="How the trained decoder stores its weights: fp16 is half the size on disk (loaded as fp32; checkpoints stay fp32).")
 def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset: str, steps: int | None, minutes: float | None, model: str,
               limit: int | None, offset: int, dev_file: str | None, batch_size: int, lr: float, eval_every: int, cache_dir: str | None,
-              init_from: str | None, warmup_steps: int, schedule: str, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
+              init_from: str | None, warmup_steps: int, schedule: str, decay_fraction: float, curriculum_steps: int, corpus_seed: int, seed: int, adaln: bool | None,
               dropout: float | None, layers: int | None, memory_len: int | None, memory_bank: str | None, memory_neighbours: int | None,
               memory_dropout: float, noise_std: float, weights: str) -> None:
     """Train a generative decoder for an encoder from text files (embeds them first, resumably) or banks.
@@ -411,7 +413,8 @@ def train_cmd(corpus: tuple[str, ...], banks: tuple[str, ...], out: str, preset:
         dev_texts = _read_texts((), dev_file)[:200]
         dev_vectors = encoder.encode(dev_texts, precision="auto")
     config = TrainConfig(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                         checkpoint_every=eval_every, warmup_steps=warmup_steps, schedule=schedule, curriculum_steps=curriculum_steps, seed=seed,
+                         checkpoint_every=eval_every, warmup_steps=warmup_steps, schedule=schedule,
+                         decay_fraction=decay_fraction, curriculum_steps=curriculum_steps, seed=seed,
                          noise_std=noise_std, memory_dropout=memory_dropout)
     # an --init decoder trained before injection existed gains it (zero-initialised) with the current loss weights
     overrides: dict[str, Any] = {"cond_inject": True, "bow_loss_weight": ModelConfig().bow_loss_weight} if init_from else {}

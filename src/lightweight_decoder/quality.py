@@ -200,7 +200,9 @@ def likelihood(decoder: "GenerativeDecoder", texts: Sequence[str], vectors: np.n
       decoding picks likely text);
     - ``search_errors``: the share of texts the model finds more likely in total than the output it wrote. Those
       are failures of the search (greedy, beams), which a better search could fix; the rest are the model's: it
-      prefers what it wrote to the truth. An empty output (end of text first) is left out of both.
+      prefers what it wrote to the truth. An empty output (end of text first) is left out of both. Both are
+      scored by the model alone: a search with ``repetition_penalty`` or ``no_repeat_ngram_size`` optimises the
+      scores after those rules, so some of these "search errors" are the rules' doing, not the search's.
 
     >>> likelihood(decoder, ["The cat sat."], encoder.encode(["The cat sat."]))   # doctest: +SKIP
     {'nll': 2.1, 'perplexity': 8.17, 'nll_mismatched': None}
