@@ -1,0 +1,87 @@
+"""The README's and the model cards' examples stay true to the code: every command in their shell blocks and
+inline code names a real subcommand and real options of it, and every import in the README's Python blocks
+resolves."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+
+from lightweight_decoder.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+DOCS = [README, *sorted((REPO / "models" / "default").glob("*/CARD.md"))]
+
+
+def _blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+
+
+def _cli_calls(path: Path = README) -> list[list[str]]:
+    """Each ``lightweight-decoder ...`` call in a markdown file's bash blocks and inline code, as tokens (comments
+    cut, pipes split)."""
+    prose = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    calls = [shlex.split(span)[1:] for span in re.findall(r"`(lightweight-decoder [^`]+)`", prose)]
+    for block in _blocks(path, "bash"):
+        for line in block.replace("\\\n", " ").splitlines():  # continuation lines joined
+            tokens = shlex.split(line, comments=True) + ["|"]
+            while "|" in tokens:
+                part, tokens = tokens[:tokens.index("|")], tokens[tokens.index("|") + 1:]
+                if part and part[0] == "lightweight-decoder":
+                    calls.append(part[1:])
+    return calls
+
+
+def _resolve(tokens: list[str]) -> tuple[click.Command, list[str], list[str]]:
+    """The (sub)command the tokens name, its path, and the options they give it."""
+    command, path = main, []
+    rest = list(tokens)
+    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+        name = rest.pop(0)
+        assert name in command.commands, f"documented call `lightweight-decoder {' '.join(path + [name])}`: no such command"
+        command, path = command.commands[name], path + [name]
+    options = [t.split("=", 1)[0] for t in rest if t.startswith("-") and t != "-"]
+    return command, path, options
+
+
+def test_the_readme_has_cli_examples():
+    calls = _cli_calls()
+    assert len(calls) > 20
+    assert ["encode", "A cat sat.", "--json"] in calls and ["decode", "-", "--json"] in calls  # both sides of a pipe
+
+
+@pytest.mark.parametrize("doc, tokens", [(doc, tokens) for doc in DOCS for tokens in _cli_calls(doc)],
+                         ids=lambda v: v.parent.name if isinstance(v, Path) else " ".join(v)[:60])
+def test_every_documented_command_and_option_exists(doc, tokens):
+    command, path, options = _resolve(tokens)
+    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)} | {"-h", "--help"}
+    unknown = [opt for opt in options if opt not in known]
+    assert not unknown, f"{doc.relative_to(REPO)}: `lightweight-decoder {' '.join(path)}` has no option {unknown}"
+
+
+def test_the_resolver_catches_a_wrong_option():
+    command, path, options = _resolve(["train", "--corpus", "x.txt", "--no-such-flag", "3"])
+    assert path == ["train"] and "--no-such-flag" in options
+    assert "--no-such-flag" not in {opt for param in command.params for opt in param.opts}
+    with pytest.raises(AssertionError, match="no such command"):
+        _resolve(["bank", "explode"])
+
+
+def test_every_readme_import_resolves():
+    imports = [line.strip() for block in _blocks(README, "python") for line in block.splitlines()
+               if re.match(r"\s*(from \S+ import |import )", line)]
+    assert imports
+    for line in imports:
+        if line.startswith("import "):
+            importlib.import_module(line.split()[1])
+            continue
+        module, names = re.match(r"from (\S+) import (.+)", line).groups()
+        loaded = importlib.import_module(module)
+        for name in names.split("#")[0].split(","):
+            assert hasattr(loaded, name.strip()), f"README: `{line}`: {module} has no {name.strip()}"
