@@ -98,7 +98,8 @@ def _log_rows(log_path: Path) -> list[dict]:
 
 
 def _plot(log_path: Path, baselines: list[str]) -> str | None:
-    """Dev BLEU and training loss against steps; the logs of ``baselines`` (decoder folders) drawn beside."""
+    """Dev BLEU, training loss and (where logged) dev nll against steps; the BLEU logs of ``baselines`` (decoder
+    folders) drawn beside."""
     rows = _log_rows(log_path)
     if not rows:
         return None
@@ -108,7 +109,7 @@ def _plot(log_path: Path, baselines: list[str]) -> str | None:
     import matplotlib.pyplot as plt
 
     steps = [r.get("cumulative_step", r["step"]) for r in rows]  # runs continued with --init count on
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4.6))
     for other in baselines:  # drawn first, so that the measured model's line is on top where they share a history
         other_rows = _log_rows(Path(other) / "train_log.jsonl")
         if other_rows:
@@ -120,13 +121,16 @@ def _plot(log_path: Path, baselines: list[str]) -> str | None:
     ax2 = ax.twinx()
     # lm_mean: the loss over every token since the previous line; older logs have only the last batch's (lm)
     ax2.plot(steps, [r.get("lm_mean", r["lm"]) for r in rows], color="tab:red", alpha=0.6, label="train loss (nats/token)")
-    ax2.set_ylabel("loss")
+    dev_nll = [(step, r["nll"]) for step, r in zip(steps, rows) if r.get("nll") is not None]  # logged by newer runs only
+    if dev_nll:
+        ax2.plot(*zip(*dev_nll), color="tab:purple", label="dev nll (nats/token)")
+    ax2.set_ylabel("loss, nll")
     for before, row in zip(rows, rows[1:]):  # a step count that starts again marks a run continued with --init
         if row["step"] < before["step"]:
             ax.axvline(row.get("cumulative_step", row["step"]) - row["step"], color="grey", linestyle="--", linewidth=1)
-    fig.legend(loc="upper center", ncol=2, fontsize=8)
+    fig.legend(loc="lower center", ncol=2, fontsize=8)  # below the axes, off the curves
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     out = RESULTS / "generative_bleu.png"
     fig.savefig(out, dpi=100)
     return out.name

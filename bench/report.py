@@ -116,7 +116,7 @@ def generative_section(res: dict) -> list[str]:
             markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),
     ]
     if res.get("plot"):
-        lines += [f"![dev BLEU against training steps](results/{res['plot']})", ""]
+        lines += [f"![dev BLEU, training loss and dev nll against training steps](results/{res['plot']})", ""]
     if (speed := _load("generative_speed")) is not None:
         lines += generation_speed_section(speed)
     elif "latency" in res:  # results written before speed had a file of its own
