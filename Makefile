@@ -50,6 +50,7 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_pool.py
 	HF_HUB_OFFLINE=1 $(PY) bench/leakage.py
 	HF_HUB_OFFLINE=1 $(PY) bench/service.py
+	HF_HUB_OFFLINE=1 $(PY) bench/threads.py
 	$(PY) bench/report.py
 
 clean:

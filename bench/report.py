@@ -235,6 +235,17 @@ def leakage_section(res: dict) -> list[str]:
                          "bleu", "cosine", "ms_per_sentence"])
 
 
+def threads_section(res: dict) -> list[str]:
+    return _table_section(
+        "## Sharing the CPU: threads",
+        f"`{res['command']}`: generation alone (the shipped generator's default decoding, no re-encoding) one sentence at a "
+        f"time ({res['sentences']} sentences; ms per sentence) and 64 at once, and the encoder on the same 64 wikipedia_dev "
+        f"sentences (precision auto), with 1 thread and with torch's default ({res['default_threads']}), beside nothing and "
+        f"beside a busy process (a child multiplying matrices with torch's default threads); best of {res['rounds']}. "
+        f"{_machine(res['machine'])}.",
+        res["results"], res["columns"])
+
+
 def screen_section(res: dict) -> list[str]:
     s = res["screen"]
     return _table_section(
@@ -364,6 +375,8 @@ def main() -> None:
         lines += hybrid_pool_section(pool)
     if (leak := _load("leakage")) is not None:
         lines += leakage_section(leak)
+    if (thr := _load("threads")) is not None:
+        lines += threads_section(thr)
     if (scr := _load("screen")) is not None:
         lines += screen_section(scr)
     if (svc := _load("service")) is not None:

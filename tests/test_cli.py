@@ -20,6 +20,22 @@ def test_info_json():
     assert report["versions"]["torch"].startswith("2.13.0")
 
 
+def test_threads_option_and_environment_variable():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        report = json.loads(CliRunner().invoke(main, ["--threads", "1", "info", "--json"]).output)
+        assert report["torch_threads"] == torch.get_num_threads() == 1
+        torch.set_num_threads(before)
+        report = json.loads(CliRunner().invoke(main, ["info", "--json"], env={"LIGHTWEIGHT_DECODER_THREADS": "1"}).output)
+        assert report["torch_threads"] == 1
+        bad = CliRunner().invoke(main, ["--threads", "0", "info"])
+        assert bad.exit_code == 2 and "--threads" in bad.output
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_info_reports_the_shipped_generator():
     from lightweight_decoder.paths import default_paths
 

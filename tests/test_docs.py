@@ -42,7 +42,18 @@ def _resolve(tokens: list[str]) -> tuple[click.Command, list[str], list[str]]:
     """The (sub)command the tokens name, its path, and the options they give it."""
     command, path = main, []
     rest = list(tokens)
-    while isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
+    while isinstance(command, click.Group) and rest:
+        while rest and rest[0].startswith("-"):  # the group's own options (``--threads 1``) come before its command
+            if rest[0] in ("-h", "--help"):
+                rest.pop(0)
+                continue
+            option = next((p for p in command.params if rest[0].split("=", 1)[0] in p.opts), None)
+            assert option is not None, f"documented call: `lightweight-decoder {' '.join(path)}` has no option {rest[0]}"
+            taken = rest.pop(0)
+            if not getattr(option, "is_flag", False) and "=" not in taken and not option.count:
+                rest.pop(0)
+        if not rest:
+            break
         name = rest.pop(0)
         assert name in command.commands, f"documented call `lightweight-decoder {' '.join(path + [name])}`: no such command"
         command, path = command.commands[name], path + [name]
@@ -71,6 +82,8 @@ def test_the_resolver_catches_a_wrong_option():
     assert "--no-such-flag" not in {opt for param in command.params for opt in param.opts}
     with pytest.raises(AssertionError, match="no such command"):
         _resolve(["bank", "explode"])
+    command, path, options = _resolve(["--threads", "1", "decode", "v.npy", "--json"])  # a group option first
+    assert path == ["decode"] and options == ["--json"]
 
 
 def test_every_readme_import_resolves():

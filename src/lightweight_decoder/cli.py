@@ -60,15 +60,23 @@ def _setup_logging(verbose: bool) -> None:
 @click.group(cls=_FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lightweight-decoder")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and details to stderr.")
-def main(verbose: bool) -> None:
+@click.option("--threads", type=click.IntRange(min=1), envvar="LIGHTWEIGHT_DECODER_THREADS", show_envvar=True,
+              help="CPU threads for torch (default: one per core). 1 is faster when other programs keep the cores "
+                   "busy (generation 2-3x in bench/threads.py); alone, one per core is faster at batch 64.")
+def main(verbose: bool, threads: int | None) -> None:
     """Turn sentence embeddings back into text, on a CPU.
 
     \b
     Example:
       lightweight-decoder encode "The cat sat on the mat." --json
+      lightweight-decoder --threads 1 decode vectors.npy   # on a machine other programs keep busy
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _setup_logging(verbose)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @main.command()
@@ -103,6 +111,7 @@ def info(as_json: bool) -> None:
         "cpu_bf16": cpu_supports_bf16(),
         "auto_precision": resolve_precision("auto"),
         "cpu_count": os.cpu_count(),
+        "torch_threads": _torch_threads(),
         "shipped": {k: {"path": str(v), "present": v.exists()} for k, v in default_paths().items()},
     }
     report.update(_shipped_details())
@@ -118,6 +127,7 @@ def info(as_json: bool) -> None:
     click.echo(f"known encoders         {', '.join(f'{k} ({v}-D)' for k, v in report['known_encoders'].items())}")
     click.echo(f"CPU bf16 instructions  {'yes' if report['cpu_bf16'] else 'no'} ({report['cpu_count']} cores; "
                f"precision auto -> {report['auto_precision']})")
+    click.echo(f"torch threads          {report['torch_threads']} (--threads or LIGHTWEIGHT_DECODER_THREADS)")
     for name, item in report["shipped"].items():
         click.echo(f"shipped {name:<14} {item['path']} ({'present' if item['present'] else 'missing'})")
     if "bank_entries" in report:
@@ -126,6 +136,12 @@ def info(as_json: bool) -> None:
         click.echo(f"{'generative parameters':<22} {report['generative_parameters']:,} ({report['generative_weights']} weights on disk)")
     if "screen_dev_cosine" in report:
         click.echo(f"{'screen cosine':<22} {report['screen_dev_cosine']:.3f} to the encoder on held-out sentences")
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _shipped_details() -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Sharing the CPU: generation and encoding speed with 1 thread and with torch's default (one per core), on an
+otherwise idle machine and beside another busy process.
+
+    python bench/threads.py [--sentences 20] [--rounds 2] [--threads 1 2]
+
+The busy process is a child that multiplies matrices in a loop with torch's default thread count, as another
+numeric program on the same laptop would. Measured in this process, for each setting: the shipped generator's
+default decoding of 64 wikipedia_dev sentences' embeddings, one at a time (batch 1, the first ``--sentences``) and
+all at once (batch 64), without re-encoding its outputs; and the encoder on the same 64 sentences (precision
+``auto``: bf16 on a CPU with bf16 instructions). Each measurement is repeated ``--rounds`` times and the best counts. Writes bench/results/threads.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from _common import command, dev_sentences, machine, write_result
+
+_BUSY = "import torch\nx = torch.randn(768, 768)\nwhile True:\n    x = torch.tanh(x @ x)\n"
+
+
+def _best(fn, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=int, default=20, help="sentences decoded one at a time per measurement")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", help="thread counts to compare (default: 1 and one per core)")
+    args = parser.parse_args()
+
+    import torch
+
+    from lightweight_decoder.loading import load_decoder
+    from lightweight_decoder.quality import markdown_table
+
+    default_threads = torch.get_num_threads()
+    thread_counts = args.threads or sorted({1, default_threads})
+    texts = dev_sentences("wikipedia_dev.txt", n=64)
+    generator, encoder = load_decoder("generative")
+    generator.encoder = None  # generation alone: no re-encoding of its outputs
+    vectors = encoder.encode(texts)
+    generator.decode(vectors[:2])  # warm-up
+    rows = []
+    for busy in (False, True):
+        child = subprocess.Popen([sys.executable, "-c", _BUSY]) if busy else None
+        try:
+            if child is not None:
+                time.sleep(3)  # the child imports torch and starts spinning
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                one = _best(lambda: [generator.decode(v) for v in vectors[:args.sentences]], args.rounds)
+                batch = _best(lambda: generator.decode(vectors), args.rounds)
+                enc = _best(lambda: encoder.encode(texts, precision="auto"), args.rounds)
+                row = {"threads": threads, "beside": "a busy process" if busy else "nothing",
+                       "generate_batch1_ms": round(one / args.sentences * 1000, 1),
+                       "generate_batch64_per_s": round(len(vectors) / batch, 1),
+                       "encode_batch64_per_s": round(len(texts) / enc, 1)}
+                rows.append(row)
+                print(row, flush=True)
+        finally:
+            if child is not None:
+                child.kill()
+                child.wait()
+    torch.set_num_threads(default_threads)
+    columns = ["beside", "threads", "generate_batch1_ms", "generate_batch64_per_s", "encode_batch64_per_s"]
+    print(markdown_table(rows, columns))
+    path = write_result("threads", {"command": command(), "machine": machine(), "sentences": args.sentences,
+                                    "rounds": args.rounds, "default_threads": default_threads,
+                                    "busy_process": _BUSY, "columns": columns, "results": rows})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
