@@ -7,7 +7,8 @@ The busy process is a child that multiplies matrices in a loop with torch's defa
 numeric program on the same laptop would. Measured in this process, for each setting: the shipped generator's
 default decoding of 64 wikipedia_dev sentences' embeddings, one at a time (batch 1, the first ``--sentences``) and
 all at once (batch 64), without re-encoding its outputs; and the encoder on the same 64 sentences (precision
-``auto``: bf16 on a CPU with bf16 instructions). Each measurement is repeated ``--rounds`` times and the best counts. Writes bench/results/threads.json.
+``auto``: bf16 on a CPU with bf16 instructions). Each measurement is repeated ``--rounds`` times and the best
+counts. Writes bench/results/threads.json.
 """
 
 from __future__ import annotations

@@ -48,14 +48,16 @@ def _resolve(tokens: list[str]) -> tuple[click.Command, list[str], list[str]]:
                 rest.pop(0)
                 continue
             option = next((p for p in command.params if rest[0].split("=", 1)[0] in p.opts), None)
-            assert option is not None, f"documented call: `lightweight-decoder {' '.join(path)}` has no option {rest[0]}"
+            called = f"`lightweight-decoder {' '.join(path)}`"
+            assert option is not None, f"documented call: {called} has no option {rest[0]}"
             taken = rest.pop(0)
             if not getattr(option, "is_flag", False) and "=" not in taken and not option.count:
                 rest.pop(0)
         if not rest:
             break
         name = rest.pop(0)
-        assert name in command.commands, f"documented call `lightweight-decoder {' '.join(path + [name])}`: no such command"
+        called = f"`lightweight-decoder {' '.join(path + [name])}`"
+        assert name in command.commands, f"documented call {called}: no such command"
         command, path = command.commands[name], path + [name]
     options = [t.split("=", 1)[0] for t in rest if t.startswith("-") and t != "-"]
     return command, path, options
