@@ -38,6 +38,11 @@ def _cli_calls(path: Path = README) -> list[list[str]]:
     return calls
 
 
+def _options(command: click.Command) -> set[str]:
+    """Every spelling of every option ``command`` takes (``--adaln`` and ``--no-adaln`` alike), help included."""
+    return {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)} | {"-h", "--help"}
+
+
 def _resolve(tokens: list[str]) -> tuple[click.Command, list[str], list[str]]:
     """The (sub)command the tokens name, its path, and the options they give it."""
     command, path = main, []
@@ -73,15 +78,14 @@ def test_the_readme_has_cli_examples():
                          ids=lambda v: v.parent.name if isinstance(v, Path) else " ".join(v)[:60])
 def test_every_documented_command_and_option_exists(doc, tokens):
     command, path, options = _resolve(tokens)
-    known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)} | {"-h", "--help"}
-    unknown = [opt for opt in options if opt not in known]
+    unknown = [opt for opt in options if opt not in _options(command)]
     assert not unknown, f"{doc.relative_to(REPO)}: `lightweight-decoder {' '.join(path)}` has no option {unknown}"
 
 
 def test_the_resolver_catches_a_wrong_option():
     command, path, options = _resolve(["train", "--corpus", "x.txt", "--no-such-flag", "3"])
     assert path == ["train"] and "--no-such-flag" in options
-    assert "--no-such-flag" not in {opt for param in command.params for opt in param.opts}
+    assert "--no-such-flag" not in _options(command)
     with pytest.raises(AssertionError, match="no such command"):
         _resolve(["bank", "explode"])
     command, path, options = _resolve(["--threads", "1", "decode", "v.npy", "--json"])  # a group option first

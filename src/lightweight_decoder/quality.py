@@ -68,6 +68,12 @@ _ABBREVIATIONS = {"Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr", "Mt", "Ft", "Lt", "
                   "Sep", "Sept", "Oct", "Nov", "Dec"}
 
 
+def _words_and_numbers(text: str) -> tuple[list[str], set[str]]:
+    """The tokens of ``text`` with its numbers taken out, and its distinct numbers: names are read from the one,
+    and an output's words matched against them, the same way."""
+    return _TOKEN.findall(_NUMBER.sub(" ", text)), set(_NUMBER.findall(text))
+
+
 def particulars(text: str) -> tuple[set[str], set[str]]:
     """The distinct names and numbers of ``text``. A name is a capitalised word that does not start a sentence
     (nor is "I"): a proxy for proper nouns that needs no tagger, so it misses a name that opens a sentence.
@@ -77,7 +83,8 @@ def particulars(text: str) -> tuple[set[str], set[str]]:
     (['Southampton', 'Titanic'], ['1,503', '1912'])
     """
     names, starts, previous = set(), True, ""
-    for token in _TOKEN.findall(_NUMBER.sub(" ", text)):
+    tokens, numbers = _words_and_numbers(text)
+    for token in tokens:
         if token in _SENTENCE_END:
             starts = starts or not (token == "." and (len(previous) == 1 and previous.isalpha() or previous in _ABBREVIATIONS))
         elif token[0].isalpha():
@@ -85,16 +92,16 @@ def particulars(text: str) -> tuple[set[str], set[str]]:
                 names.add(token)
             starts = False
         previous = token
-    return names, set(_NUMBER.findall(text))
+    return names, numbers
 
 
 def _recovered(outputs: Sequence[str], inputs: Sequence[str]) -> tuple[float | None, float | None]:
     """Shares of the inputs' names and numbers that their outputs hold (pooled over all rows; None when none)."""
     found, total = np.zeros(2), np.zeros(2)
     for output, text in zip(outputs, inputs):
-        out_words = set(_TOKEN.findall(_NUMBER.sub(" ", output)))  # a name counts wherever the output has it, sentence start included
+        out_words, out_numbers = _words_and_numbers(output)  # a name counts wherever the output has it, sentence start included
         names, numbers = particulars(text)
-        found += (len(names & out_words), len(numbers & set(_NUMBER.findall(output))))
+        found += (len(names & set(out_words)), len(numbers & out_numbers))
         total += (len(names), len(numbers))
     return tuple(round(float(f / t), 4) if t else None for f, t in zip(found, total))  # type: ignore[return-value]
 

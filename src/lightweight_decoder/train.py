@@ -1,11 +1,12 @@
 """Training the generative decoder, readable top to bottom.
 
 Given texts and their embeddings (from the embedding cache, so a corpus is embedded once):
-AdamW with warm-up and a cosine decay (over the whole run, or over its last fifth after a stable phase: "wsd"),
-gradient clipping, bf16 autocast where the CPU has bf16, a length curriculum (short sentences first), Gaussian
-noise on the input embeddings, dev evaluation every N steps appended to ``train_log.jsonl``, and checkpoints
-(safetensors + JSON, no pickle) that resume after an interruption. Seeded. A model with memory slots reads, for each training sentence, the memory a phrase bank
-gives its vector (the sentence itself left out), as it will when decoding.
+AdamW with warm-up and a cosine decay (over the whole run, or over its last ``decay_fraction``, a fifth by default,
+after a stable phase: "wsd"), gradient clipping, bf16 autocast where the CPU has bf16, a length curriculum (short
+sentences first), Gaussian noise on the input embeddings, dev evaluation every N steps appended to
+``train_log.jsonl``, and checkpoints (safetensors + JSON, no pickle) that resume after an interruption. Seeded. A
+model with memory slots reads, for each training sentence, the memory a phrase bank gives its vector (the sentence
+itself left out), as it will when decoding.
 
 >>> decoder = train("out", texts, vectors, encoder_name="all-mpnet-base-v2", preset="small",   # doctest: +SKIP
 ...                 train_config=TrainConfig(steps=2000))
