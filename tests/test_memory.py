@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lightweight_decoder.decoders.generative import GenerativeDecoder, create_generative_decoder
-from lightweight_decoder.errors import ConfigError, ModelNotFound
+from lightweight_decoder.errors import ConfigError, IncompatibleArtifact, ModelNotFound
 from lightweight_decoder.generation import GenerationConfig, generate
 from lightweight_decoder.memory import MemoryConfig, Retriever, frequent_token_ids, memory_ids
 from lightweight_decoder.model import ModelConfig, PrefixLM
@@ -63,6 +63,14 @@ def test_retriever_reads_the_nearest_texts_and_leaves_out_the_excluded_one(small
     for row, query, text in zip(own, q, BANK_TEXTS[:3]):
         others = [h.text for h in small_bank.search(query, k=3)[0] if h.text != text][:2]
         assert text not in others and row.tolist() == memory_ids([others], {t: tokenizer.encode(t).ids for t in others}, 12, set(), 0)[0].tolist()
+
+
+def test_retriever_refuses_a_bank_of_another_encoder(small_bank, tokenizer):
+    config = MemoryConfig(neighbours=2, skip_ids=[])
+    kwargs = dict(length=12, pad_id=0, bank=small_bank)
+    assert Retriever.load(config, tokenizer, encoder_name=small_bank.encoder_name, dimension=small_bank.dimension, **kwargs).bank is small_bank
+    with pytest.raises(IncompatibleArtifact, match=rf"{small_bank.encoder_name} \(384-D\); got all-mpnet-base-v2 \(768-D\)"):
+        Retriever.load(config, tokenizer, encoder_name="all-mpnet-base-v2", dimension=768, **kwargs)
 
 
 def test_memory_config_is_checked():

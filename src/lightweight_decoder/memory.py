@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .config import BaseConfig, _check, _is_int
-from .errors import IncompatibleArtifact, ModelNotFound
+from .errors import ModelNotFound
 
 if TYPE_CHECKING:  # pragma: no cover
     from .phrasebank import PhraseBank
@@ -123,8 +123,8 @@ class Retriever:
                 raise ModelNotFound(f"this decoder reads its memory from the phrase bank {path}, which is not there; "
                                     f"build it with `lightweight-decoder bank build` or pass another bank")
             bank = PhraseBank.load(path, encoder_name=encoder_name, dimension=dimension)
-        elif bank.encoder_name != encoder_name or bank.dimension != dimension:
-            raise IncompatibleArtifact(f"memory bank is for {bank.encoder_name} ({bank.dimension}-D); the decoder for {encoder_name} ({dimension}-D)")
+        else:
+            bank.check_space(encoder_name, dimension)
         return cls(bank, tokenizer, length=length, config=config, pad_id=pad_id)
 
     def __call__(self, vectors: np.ndarray, exclude: Sequence[str] | None = None, batch_size: int = 4096,

@@ -228,10 +228,14 @@ class PhraseBank:
     def check_encoder(self, encoder: "TextEncoder") -> None:
         """Raise :class:`IncompatibleArtifact` unless ``encoder`` is the one the bank's vectors came from
         (same name and dimension): a query or a new entry from another encoder lives in another space."""
-        if encoder.name != self.encoder_name or encoder.dimension != self.dimension:
+        self.check_space(encoder.name, encoder.dimension)
+
+    def check_space(self, encoder_name: str, dimension: int) -> None:
+        """:meth:`check_encoder` by the encoder's name and dimension, for callers that hold no encoder
+        (a decoder reading this bank as its memory)."""
+        if encoder_name != self.encoder_name or dimension != self.dimension:
             raise IncompatibleArtifact(
-                f"bank was built with {self.encoder_name} ({self.dimension}-D); "
-                f"got {encoder.name} ({encoder.dimension}-D)"
+                f"bank was built with {self.encoder_name} ({self.dimension}-D); got {encoder_name} ({dimension}-D)"
             )
 
     # ---- queries ------------------------------------------------------------------------------
