@@ -59,14 +59,16 @@ def speed_rows(speed: dict) -> tuple[list[dict], list[str]]:
         row[f"ms {r['code']}"] = r["ms_per_sentence"]
     for row in table.values():
         for label in labels[:-1]:
-            row[f"speed-up {label}"] = f"{row[f'ms {labels[-1]}'] / row[f'ms {label}']:.2f}x"
+            if f"ms {label}" in row and f"ms {labels[-1]}" in row:  # a variant older code cannot run has no speed-up
+                row[f"speed-up {label}"] = f"{row[f'ms {labels[-1]}'] / row[f'ms {label}']:.2f}x"
     columns = ["weights", "batch_size", "num_beams", *(f"ms {label}" for label in labels), *(f"speed-up {label}" for label in labels[:-1])]
     return list(table.values()), columns
 
 
 def speed_rss_text(speed: dict) -> str:
     """The peak RSS of each version of the code, in words."""
-    return "; ".join(f"{rss_text(peak)}, {speed['rss_mb_imports_only'][label]} MB of it importing torch and the package"
+    return "; ".join(f"{rss_text(peak)}; {speed['rss_mb_imports_only'][label]} MB of each torch one is importing torch and the package"
+                     + (" (the numpy runtime never imports torch)" if isinstance(peak, dict) and "numpy" in peak else "")
                      + (f" (code {label})" if len(speed["code"]) > 1 else "")
                      for label, peak in speed["peak_rss_mb_decoder_only"].items())
 

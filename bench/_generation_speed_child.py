@@ -4,7 +4,10 @@ It imports lightweight_decoder from the source tree that PYTHONPATH names (not t
 would put this checkout's tree first), so that bench/generative.py can time the same weights under another
 version of the code. It prints one JSON line.
 
-    PYTHONPATH=SRC python bench/_generation_speed_child.py MODEL_DIR VECTORS.npy fp32|fp16|int8 latency|rss
+    PYTHONPATH=SRC python bench/_generation_speed_child.py MODEL_DIR VECTORS.npy fp32|fp16|int8|numpy latency|rss
+
+The variants: the saved fp32 weights, converted with ``--quantize fp16`` / ``--quantize int8``, and the fp32 weights
+computed by the numpy runtime (``--runtime numpy``), which never imports torch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+# how GenerativeDecoder.load builds each variant
+LOAD_KWARGS = {"fp32": {}, "fp16": {"quantize": "fp16"}, "int8": {"quantize": "int8"}, "numpy": {"runtime": "numpy"}}
 
 
 def _peak_rss_mb() -> float:
@@ -45,8 +51,11 @@ def main() -> None:
     import lightweight_decoder
     from lightweight_decoder.decoders.generative import GenerativeDecoder
 
-    after_imports = _peak_rss_mb()  # torch and the package, before any model
-    decoder = GenerativeDecoder.load(model, quantize=None if weights == "fp32" else weights)
+    if weights != "numpy":
+        import torch  # noqa: F401 - the torch runtime's first cost, counted with the imports
+
+    after_imports = _peak_rss_mb()  # the package (and torch, for the torch runtime), before any model
+    decoder = GenerativeDecoder.load(model, **LOAD_KWARGS[weights])
     if what == "rss":
         decoder.generate(vectors, batch_size=64)
         result: dict = {"imports_mb": round(after_imports, 1), "peak_mb": round(_peak_rss_mb(), 1)}
@@ -55,7 +64,7 @@ def main() -> None:
         # the best of several repetitions (more for the short batch-64 runs): the machine's speed varies by the minute
         result = {"rows": [{"batch_size": b, "num_beams": nb,
                             "ms_per_sentence": min(_ms_per_sentence(decoder, vectors, b, nb) for _ in range(2 if b == 1 else 5))}
-                           for b in (1, 64) for nb in (1, 4)]}
+                           for b in (1, 64) for nb in ((1,) if weights == "numpy" else (1, 4))]}  # numpy: greedy only
     result["package"] = str(Path(lightweight_decoder.__file__).resolve().parent)
     print(json.dumps(result))
 

@@ -1,8 +1,9 @@
 """Generative decoder: BLEU / exact match / cosine, and the likelihood of the true text (nll, nll_mismatched:
 see lightweight_decoder.quality.likelihood) on every dev file, latency per sentence at batch 1 and
 64 (greedy and beam 4), parameter count, peak RSS of the decoder alone, and a plot of dev BLEU against
-training steps (from the training log). Latency and RSS are measured for the saved fp32 weights and for
-`--quantize fp16` and `--quantize int8`; quality for fp32 and int8, and for both how often their text is fp32's.
+training steps (from the training log). Latency and RSS are measured for the saved fp32 weights, for
+`--quantize fp16` and `--quantize int8`, and for the numpy runtime (`--runtime numpy`: the fp32 weights without
+torch); quality for fp32 and int8, and for each variant how often its text is the torch fp32 model's.
 
     python bench/generative.py [--model models/default/generative] [--limit 300] [--log DIR/train_log.jsonl]
                                [--baseline OTHER_DECODER_DIR]... [--speed-only] [--code OTHER_SRC_DIR]...
@@ -37,9 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import REPO, RESULTS, command, decoding_name, dev_files, dev_sentences, machine, write_result
+from _generation_speed_child import LOAD_KWARGS
 
-
-WEIGHTS = ("fp32", "fp16", "int8")  # the model as saved, and as `--quantize fp16` / `--quantize int8` run it
+# the model as saved, as `--quantize fp16` / `--quantize int8` run it, and as `--runtime numpy` runs it
+WEIGHTS = tuple(LOAD_KWARGS)
 CHILD = Path(__file__).resolve().with_name("_generation_speed_child.py")
 
 
@@ -77,12 +79,12 @@ def _speed(model: str, vectors: np.ndarray, trees: list[Path], rounds: int) -> d
         for r in range(rounds):
             order = list(zip(trees, labels))
             for tree, label in order if r % 2 == 0 else order[::-1]:  # neither version always runs first
-                for w in WEIGHTS:
+                for w in _variants(tree):
                     for row in _child(tree, model, path, w, "latency")["rows"]:
                         key = (label, w, row["batch_size"], row["num_beams"])
                         best[key] = min(best.get(key, float("inf")), row["ms_per_sentence"])
                         print(label, w, row, flush=True)
-        rss = {label: {w: _child(tree, model, path, w, "rss") for w in WEIGHTS} for tree, label in zip(trees, labels)}
+        rss = {label: {w: _child(tree, model, path, w, "rss") for w in _variants(tree)} for tree, label in zip(trees, labels)}
     latency = [{"code": label, "weights": w, "batch_size": b, "num_beams": nb, "ms_per_sentence": round(ms, 2),
                 "sentences_per_s": round(1000.0 / ms, 1)} for (label, w, b, nb), ms in best.items()]
     return {
@@ -91,6 +93,11 @@ def _speed(model: str, vectors: np.ndarray, trees: list[Path], rounds: int) -> d
         "peak_rss_mb_decoder_only": {label: {w: r["peak_mb"] for w, r in rss[label].items()} for label in labels},
         "rss_mb_imports_only": {label: rss[label]["fp32"]["imports_mb"] for label in labels},
     }
+
+
+def _variants(tree: Path) -> list[str]:
+    """The variants a source tree can run: code from before the numpy runtime has no ``numpy_model``."""
+    return [w for w in WEIGHTS if w != "numpy" or (tree / "lightweight_decoder" / "numpy_model.py").exists()]
 
 
 def _log_rows(log_path: Path) -> list[dict]:
@@ -175,7 +182,7 @@ def _quality(args: argparse.Namespace, encoder) -> None:
     quality: list[dict] = []
     quality_int8: list[dict] = []  # the same model with int8 weights (--quantize int8)
     # without an encoder: decode() is generation alone, no re-encoding
-    bare = {"fp32": GenerativeDecoder.load(args.model), **{w: GenerativeDecoder.load(args.model, quantize=w) for w in WEIGHTS[1:]}}
+    bare = {w: GenerativeDecoder.load(args.model, **LOAD_KWARGS[w]) for w in WEIGHTS}
     measured = [("", decoder, quality), ("int8 ", bare["int8"], quality_int8)]
     measured += [(f"baseline {Path(path).name} ", dec, rows) for path, dec, rows in baselines]
     agreement: list[dict] = []  # how often each converted model writes exactly the fp32 model's text

@@ -61,7 +61,8 @@ def _converted(bench: dict) -> list[str]:
     lines = ["With int8 weights (`--quantize int8`: the linear layers' weights in int8, inputs quantized per call), same sentences, "
              "same run:", "", markdown_table(rows, list(rows[0])), ""]
     if bench.get("same_text_as_fp32"):
-        lines += ["How often `--quantize fp16` and `--quantize int8` write exactly the fp32 model's text (same sentences, batches of 64):", "",
+        lines += ["How often `--quantize fp16`, `--quantize int8` and the numpy runtime (`--runtime numpy`) write exactly the fp32 torch "
+                  "model's text (same sentences, batches of 64):", "",
                   markdown_table(bench["same_text_as_fp32"], list(bench["same_text_as_fp32"][0])), ""]
     return lines
 
@@ -98,6 +99,8 @@ def _speed() -> list[str]:
         "",
         markdown_table(rows, columns),
         "",
+        *(["`numpy`: the fp32 weights computed by the numpy runtime (`--runtime numpy`: greedy only, torch never imported).", ""]
+          if any(r.get("weights") == "numpy" for r in speed["latency"]) else []),
         f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): {speed_rss_text(speed)}.",
         "",
     ]

@@ -112,7 +112,8 @@ def generative_section(res: dict) -> list[str]:
         *(["The same model with int8 weights (`--quantize int8`), same sentences, same run:", "",
             _quality_table(res["quality_int8"]),
             ""] if res.get("quality_int8") else []),
-        *(["How often the converted weights write exactly the fp32 model's text (the same sentences, decoded in batches of 64):", "",
+        *(["How often the converted weights (and the numpy runtime, `--runtime numpy`) write exactly the fp32 torch model's text "
+           "(the same sentences, decoded in batches of 64):", "",
             markdown_table(res["same_text_as_fp32"], list(res["same_text_as_fp32"][0])), ""] if res.get("same_text_as_fp32") else []),
     ]
     if res.get("plot"):
@@ -136,7 +137,9 @@ def generation_speed_section(speed: dict) -> list[str]:
         f"`{speed['command']}`: generation alone (no re-encoding) with the model's decoding defaults, {speed['n']} "
         f"wikipedia_dev sentences, best of {speed['rounds']} rounds that each try every setting twice (five times at batch 64); "
         f"each measurement in a fresh process importing the "
-        f"code of {versions}. {_machine(speed['machine'])}.",
+        f"code of {versions}. {_machine(speed['machine'])}."
+        + (" `numpy`: the fp32 weights computed by the numpy runtime (`--runtime numpy`: greedy only, torch never imported)."
+           if any(r.get("weights") == "numpy" for r in speed["latency"]) else ""),
         "",
         markdown_table(rows, columns),
         "",

@@ -152,12 +152,13 @@ def test_decode_nprobe_reaches_the_bank(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "nprobe" in bad.output
 
 
-def test_quantize_with_the_phrase_decoder_is_named_as_ignored(tmp_path, caplog):
+def test_quantize_and_runtime_with_the_phrase_decoder_are_named_as_ignored(tmp_path, caplog):
     out, texts = _build_bank(tmp_path)
-    result = CliRunner().invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--quantize", "fp16"])
+    result = CliRunner().invoke(main, ["decode", "--bank", str(out), "--text", texts[0], "--quantize", "fp16", "--runtime", "numpy"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == texts[0]
     assert any("quantize=fp16 has no effect on the phrase decoder" in r.getMessage() for r in caplog.records)
+    assert any("runtime=numpy has no effect on the phrase decoder" in r.getMessage() for r in caplog.records)
 
 
 def test_decode_errors_are_friendly(tmp_path):
@@ -237,6 +238,21 @@ def test_train_then_roundtrip_generative(tmp_path):
                                 "--quantize", "int8", "--json"])
     assert int8.exit_code == 0, int8.output
     assert json.loads(int8.output)["text"]
+    # the numpy runtime writes the torch runtime's greedy text; eval then has no likelihood columns
+    fp32 = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--json"])
+    numpy_rt = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"),
+                                    "--runtime", "numpy", "--json"])
+    assert numpy_rt.exit_code == 0, numpy_rt.output
+    assert json.loads(numpy_rt.output)["text"] == json.loads(fp32.output)["text"]
+    ev_numpy = runner.invoke(main, ["eval", "--decoder", "generative", "--generative", str(tmp_path / "gen"), "--input", str(dev),
+                                    "--runtime", "numpy"])
+    assert ev_numpy.exit_code == 0, ev_numpy.output
+    assert "bleu" in json.loads(ev_numpy.output) and "nll" not in json.loads(ev_numpy.output)
+    beams = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "generative", "--generative", str(tmp_path / "gen"),
+                                 "--runtime", "numpy", "--num-beams", "2"])
+    assert beams.exit_code == 1 and "torch runtime" in beams.output
+    hybrid = runner.invoke(main, ["decode", "--text", BANK_TEXTS[0], "--decoder", "hybrid", "--runtime", "numpy"])
+    assert hybrid.exit_code == 1 and "torch runtime" in hybrid.output
     missing = runner.invoke(main, ["decode", "--text", "x", "--decoder", "generative", "--generative", str(tmp_path / "nothing")])
     assert missing.exit_code == 1 and "train one" in missing.output
 

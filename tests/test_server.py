@@ -64,6 +64,7 @@ def test_health_info_metrics(server):
     assert info["decoders"] == ["generative", "phrase"] and info["bank"]["size"] == len(BANK_TEXTS)
     assert info["bank"]["nprobe"] == 3  # the server's --nprobe, not the bank's saved 16
     assert info["generative"]["quantization"] == "int8" and info["generative"]["parameters"] > 100_000  # counted before quantizing
+    assert info["generative"]["runtime"] == "torch"
     server.get("/health")
     text = server.get("/metrics").text
     assert 'ld_requests_total{endpoint="/health",status="200"}' in text and "ld_ready 1" in text
@@ -162,8 +163,29 @@ def test_fuzz_texts_never_500_and_server_survives(server, texts):
     _good_roundtrip(server)
 
 
-def test_server_config_rejects_a_bad_nprobe():
+def test_server_config_rejects_a_bad_nprobe_quantization_or_runtime():
     with pytest.raises(ConfigError, match="nprobe"):
         ServerConfig(nprobe=0)
     with pytest.raises(ConfigError, match="quantize"):
         ServerConfig(quantize="int4")
+    with pytest.raises(ConfigError, match="runtime must be one of \\['torch', 'numpy'\\], got 'jax'"):
+        ServerConfig(runtime="jax")
+
+
+def test_a_numpy_runtime_service_decodes_greedily_and_refuses_beams(tmp_path, small_bank, small_encoder):
+    from fastapi.testclient import TestClient
+
+    from lightweight_decoder.decoders.generative import GenerativeDecoder, create_generative_decoder
+
+    small_bank.save(tmp_path / "bank")
+    create_generative_decoder("tiny", 384, encoder_name=small_encoder.name, texts=BANK_TEXTS * 10, vocab_size=300,
+                              max_len=16).save(tmp_path / "gen")
+    app = create_app(ServerConfig(bank=str(tmp_path / "bank"), generative=str(tmp_path / "gen"), runtime="numpy"))
+    vector = small_encoder.encode(BANK_TEXTS[2])
+    with TestClient(app) as client:
+        assert client.get("/info").json()["generative"]["runtime"] == "numpy"
+        ok = client.post("/decode", json={"vectors": [vector.tolist()], "decoder": "generative"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["results"][0]["text"] == GenerativeDecoder.load(tmp_path / "gen").decode(vector)  # torch's greedy text
+        beams = client.post("/decode", json={"vectors": [vector.tolist()], "decoder": "generative", "num_beams": 2})
+        assert beams.status_code == 422 and "torch runtime" in beams.json()["error"]

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, ScreenTrainConfig
+from .config import QUANTIZATION_SCHEMES, RUNTIMES, WEIGHT_FORMATS, ScreenTrainConfig
 from .errors import DecoderError
 from .loading import load_decoder, load_screen, read_vectors
 from .train import TrainConfig  # a light module (torch is imported when training starts): its defaults are the CLI's
@@ -580,6 +580,9 @@ _NPROBE_HELP = "IVF lists a bank search visits (default from the bank; more: hig
 _QUANTIZE_HELP = ("Generative and hybrid: the generator's weights in fp16 (faster, the fp32 text for ~99% of sentences) or int8 "
                   "(a little faster again; the text differs, the same quality on average). bench/generative.py measures them.")
 
+_RUNTIME_HELP = ("Generative: compute with torch (every decoding strategy) or NumPy alone (greedy only; faster at batch 1, "
+                 "and without torch's memory). bench/generative.py measures both.")
+
 
 def _decoder_options(func: Any) -> Any:
     options = [
@@ -591,6 +594,7 @@ def _decoder_options(func: Any) -> Any:
         click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP),
         click.option("--num-beams", type=click.IntRange(min=1), help="Generative: beam width (1 = greedy)."),
         click.option("--quantize", type=click.Choice(QUANTIZATION_SCHEMES), help=_QUANTIZE_HELP),
+        click.option("--runtime", type=click.Choice(RUNTIMES), default="torch", show_default=True, help=_RUNTIME_HELP),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="Decoder config JSON: PhraseDecoderConfig (phrase), GenerationConfig (generative) or HybridConfig (hybrid) fields."),
         click.option("-m", "--model", help="Encoder name or folder (default: the one the bank or model was built with)."),
@@ -685,7 +689,7 @@ def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: 
     token), perplexity, and nll_mismatched (each line read under another line's embedding; the gap shows
     how much the predictions rest on the right embedding); nll_output, the same for the decoder's own outputs,
     and search_errors, the share of lines the model finds more likely than what it wrote (errors a better
-    search could fix; the rest are the model's).
+    search could fix; the rest are the model's). These need the torch runtime: --runtime numpy leaves them out.
 
     \b
     Example:
@@ -698,7 +702,7 @@ def eval_cmd(input_file: str, limit: int | None, core_dir: str | None, as_json: 
     decoder, encoder, texts, vectors = _roundtrip_inputs(input_file, limit, decoder_args, core_dir)
     rows = list(roundtrip(texts, encoder, decoder.decode, vectors=vectors))
     summary = summarize(rows)
-    if kind == "generative":
+    if kind == "generative" and decoder.runtime == "torch":  # scoring texts needs the torch model
         summary.update(likelihood(decoder, texts, vectors, outputs=[r.output for r in rows]))
     if out:
         _atomic.write_json(out, {**summary, "decoder": kind, "input": input_file, "rows": [r.to_dict() for r in rows]})
@@ -822,10 +826,11 @@ def tune(input_file: str, limit: int, population: int, generations: int, latency
 @click.option("--generative", "generative_path", type=click.Path(file_okay=False), help="Generative decoder folder (default: the shipped model, if any).")
 @click.option("--nprobe", type=click.IntRange(min=1), help=_NPROBE_HELP)
 @click.option("--quantize", type=click.Choice(QUANTIZATION_SCHEMES), help=_QUANTIZE_HELP)
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="torch", show_default=True, help=_RUNTIME_HELP)
 @click.option("--max-batch", type=click.IntRange(min=1), default=64, show_default=True, help="Largest batch accepted (larger -> 413).")
 @click.option("--max-text-chars", type=click.IntRange(min=1), default=2000, show_default=True)
 def serve(host: str, port: int, bank_path: str | None, generative_path: str | None, nprobe: int | None, quantize: str | None,
-          max_batch: int, max_text_chars: int) -> None:
+          runtime: str, max_batch: int, max_text_chars: int) -> None:
     """Serve /encode, /decode, /roundtrip, /health, /info and /metrics over HTTP.
 
     \b
@@ -838,7 +843,7 @@ def serve(host: str, port: int, bank_path: str | None, generative_path: str | No
     from .server import ServerConfig, create_app
 
     app = create_app(ServerConfig(bank=bank_path, generative=generative_path, nprobe=nprobe, quantize=quantize,
-                                  max_batch=max_batch, max_text_chars=max_text_chars))
+                                  runtime=runtime, max_batch=max_batch, max_text_chars=max_text_chars))
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

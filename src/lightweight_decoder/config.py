@@ -22,9 +22,13 @@ __all__ = [
     "PhraseBankConfig",
     "PhraseDecoderConfig",
     "ScreenTrainConfig",
+    "ModelConfig",
+    "GenerationConfig",
+    "PRESETS",
     "ASSEMBLY_METHODS",
     "PRECISIONS",
     "QUANTIZATION_SCHEMES",
+    "RUNTIMES",
     "WEIGHT_FORMATS",
 ]
 
@@ -35,6 +39,8 @@ ASSEMBLY_METHODS = ("greedy", "weighted", "beam_search", "context_aware")
 VECTOR_DTYPES = ("float16", "float32", "none")
 # weight formats a loaded generative decoder can be converted to for inference (GenerativeDecoder.quantize)
 QUANTIZATION_SCHEMES = ("fp16", "int8")
+# what computes a loaded generative decoder: torch (every strategy) or NumPy alone (greedy; GenerativeDecoder.load)
+RUNTIMES = ("torch", "numpy")
 # how a generative decoder's float weights are stored on disk (GenerativeDecoder.save); loaded, they are fp32 again
 WEIGHT_FORMATS = ("fp32", "fp16")
 
@@ -226,3 +232,114 @@ class ScreenTrainConfig(BaseConfig):
         self._check_ints("rank", "epochs", "batch_size", minimum=1)
         self._check_ints("dev_size", "seed", minimum=0)
         _check(_is_number(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
+
+
+# ---- the generative decoder: its transformer's shapes and its decoding settings ------------------
+# (here rather than beside the torch code that uses them, so that reading a model folder does not import torch)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # the original design's budget: <= 1M parameters
+    "tiny": dict(vocab_size=2048, d_model=128, n_layer=2, n_head=4, d_ff=344, prefix_len=2, prefix_hidden=192, cond_inject=True),
+    "small": dict(vocab_size=8192, d_model=256, n_layer=4, n_head=4, d_ff=688, prefix_len=8, prefix_hidden=1024, cond_inject=True),
+    # <= 30M parameters
+    "base": dict(vocab_size=16384, d_model=384, n_layer=6, n_head=6, d_ff=1024, prefix_len=16, prefix_hidden=1536, cond_inject=True),
+}
+
+
+@dataclasses.dataclass
+class ModelConfig(BaseConfig):
+    """Shapes of :class:`PrefixLM`. ``embedding_dim`` comes from the encoder."""
+
+    embedding_dim: int = 768
+    vocab_size: int = 8192
+    d_model: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    d_ff: int = 688
+    prefix_len: int = 8
+    prefix_hidden: int = 1024
+    max_len: int = 64
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+    # False by default so that configs saved before the field existed load as they were trained
+    cond_inject: bool = False
+    # per-layer scale/shift from the embedding (adaptive norm); zero-initialised like cond_inject
+    cond_adaln: bool = False
+    bow_loss_weight: float = 0.5
+    # token slots before the prefix for retrieved candidate words (0: none)
+    memory_len: int = 0
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+
+    def validate(self) -> None:
+        self._check_ints("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len",
+                         minimum=1)
+        self._check_ints("memory_len", minimum=0)
+        _check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+        _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
+        _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check(_is_number(self.bow_loss_weight) and self.bow_loss_weight >= 0, "bow_loss_weight must be >= 0")
+        _check(isinstance(self.cond_inject, bool), f"cond_inject must be true or false, got {self.cond_inject!r}")
+        _check(isinstance(self.cond_adaln, bool), f"cond_adaln must be true or false, got {self.cond_adaln!r}")
+        ids = (self.pad_id, self.bos_id, self.eos_id)
+        _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
+               f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
+
+    @property
+    def context_len(self) -> int:
+        """Positions before the text: the prefix vectors and the memory slots."""
+        return self.prefix_len + self.memory_len
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """A named size: ``tiny`` (<= 1M parameters), ``small``, ``base`` (<= 30M)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+@dataclasses.dataclass
+class GenerationConfig(BaseConfig):
+    """How to turn the model's next-token distributions into text."""
+
+    max_new_tokens: int = 48
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    length_penalty: float = 1.0
+    num_return_sequences: int = 1
+    seed: int | None = None
+
+    def validate(self) -> None:
+        _check(_is_int(self.max_new_tokens) and self.max_new_tokens >= 1, f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
+        _check(_is_int(self.num_beams) and self.num_beams >= 1, f"num_beams must be an int >= 1, got {self.num_beams!r}")
+        _check(isinstance(self.do_sample, bool), "do_sample must be true or false")
+        _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
+        _check(_is_int(self.top_k) and self.top_k >= 0, f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
+        _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
+        _check(_is_number(self.repetition_penalty) and self.repetition_penalty > 0, f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
+        _check(_is_int(self.no_repeat_ngram_size) and self.no_repeat_ngram_size >= 0, f"no_repeat_ngram_size must be an int >= 0, got {self.no_repeat_ngram_size!r}")
+        _check(_is_number(self.length_penalty), f"length_penalty must be a number, got {self.length_penalty!r}")
+        _check(_is_int(self.num_return_sequences) and self.num_return_sequences >= 1, f"num_return_sequences must be an int >= 1, got {self.num_return_sequences!r}")
+        _check(self.seed is None or _is_int(self.seed), f"seed must be an int or null, got {self.seed!r}")
+        if self.do_sample:
+            _check(self.num_beams == 1, "do_sample with num_beams > 1 (beam sampling) is not supported; use one or the other")
+        else:
+            _check(self.num_return_sequences <= self.num_beams,
+                   f"greedy/beam search returns at most num_beams sequences: num_return_sequences "
+                   f"({self.num_return_sequences}) must be <= num_beams ({self.num_beams}), or set do_sample=True")
+
+    def ignored_settings(self) -> list[str]:
+        """Settings that have no effect with this strategy (each is warned about in :func:`generate`)."""
+        default = GenerationConfig()
+        ignored = []
+        if not self.do_sample:
+            ignored += [f"{k}={getattr(self, k)}" for k in ("temperature", "top_k", "top_p", "seed") if getattr(self, k) != getattr(default, k)]
+        if self.num_beams == 1 and self.length_penalty != default.length_penalty:
+            ignored.append(f"length_penalty={self.length_penalty}")
+        return ignored

@@ -9,73 +9,19 @@ Argument names and meanings follow transformers' ``GenerationConfig``: ``max_new
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from .config import BaseConfig, _check, _is_int, _is_number
+from .config import GenerationConfig
+from .decoding import Hypothesis, banned_by_ngrams, extend_histories
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import PrefixLM
 
 __all__ = ["GenerationConfig", "Hypothesis", "generate"]
-
-
-@dataclasses.dataclass
-class GenerationConfig(BaseConfig):
-    """How to turn the model's next-token distributions into text."""
-
-    max_new_tokens: int = 48
-    num_beams: int = 1
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_k: int = 50
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    length_penalty: float = 1.0
-    num_return_sequences: int = 1
-    seed: int | None = None
-
-    def validate(self) -> None:
-        _check(_is_int(self.max_new_tokens) and self.max_new_tokens >= 1, f"max_new_tokens must be an int >= 1, got {self.max_new_tokens!r}")
-        _check(_is_int(self.num_beams) and self.num_beams >= 1, f"num_beams must be an int >= 1, got {self.num_beams!r}")
-        _check(isinstance(self.do_sample, bool), "do_sample must be true or false")
-        _check(_is_number(self.temperature) and self.temperature > 0, f"temperature must be > 0, got {self.temperature!r}")
-        _check(_is_int(self.top_k) and self.top_k >= 0, f"top_k must be an int >= 0 (0 disables it), got {self.top_k!r}")
-        _check(_is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
-        _check(_is_number(self.repetition_penalty) and self.repetition_penalty > 0, f"repetition_penalty must be > 0, got {self.repetition_penalty!r}")
-        _check(_is_int(self.no_repeat_ngram_size) and self.no_repeat_ngram_size >= 0, f"no_repeat_ngram_size must be an int >= 0, got {self.no_repeat_ngram_size!r}")
-        _check(_is_number(self.length_penalty), f"length_penalty must be a number, got {self.length_penalty!r}")
-        _check(_is_int(self.num_return_sequences) and self.num_return_sequences >= 1, f"num_return_sequences must be an int >= 1, got {self.num_return_sequences!r}")
-        _check(self.seed is None or _is_int(self.seed), f"seed must be an int or null, got {self.seed!r}")
-        if self.do_sample:
-            _check(self.num_beams == 1, "do_sample with num_beams > 1 (beam sampling) is not supported; use one or the other")
-        else:
-            _check(self.num_return_sequences <= self.num_beams,
-                   f"greedy/beam search returns at most num_beams sequences: num_return_sequences "
-                   f"({self.num_return_sequences}) must be <= num_beams ({self.num_beams}), or set do_sample=True")
-
-    def ignored_settings(self) -> list[str]:
-        """Settings that have no effect with this strategy (each is warned about in :func:`generate`)."""
-        default = GenerationConfig()
-        ignored = []
-        if not self.do_sample:
-            ignored += [f"{k}={getattr(self, k)}" for k in ("temperature", "top_k", "top_p", "seed") if getattr(self, k) != getattr(default, k)]
-        if self.num_beams == 1 and self.length_penalty != default.length_penalty:
-            ignored.append(f"length_penalty={self.length_penalty}")
-        return ignored
-
-
-@dataclasses.dataclass
-class Hypothesis:
-    """One generated sequence (without BOS/EOS) and its score (sum of log-probs; length-normalised for beams)."""
-
-    tokens: list[int]
-    score: float
 
 
 def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationConfig, never: tuple[int, ...],
@@ -91,13 +37,9 @@ def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationC
     if seen is not None:
         values = logits.gather(1, seen)
         logits.scatter_(1, seen, torch.where(values > 0, values / cfg.repetition_penalty, values * cfg.repetition_penalty))
-    n = cfg.no_repeat_ngram_size
-    if n > 0:
+    if cfg.no_repeat_ngram_size > 0:
         for row, hist in enumerate(histories):
-            if len(hist) + 1 < n:
-                continue
-            prefix = tuple(hist[len(hist) - n + 1:]) if n > 1 else ()
-            banned = {hist[i + n - 1] for i in range(len(hist) - n + 1) if tuple(hist[i:i + n - 1]) == prefix}
+            banned = banned_by_ngrams(hist, cfg.no_repeat_ngram_size)
             if banned:
                 logits[row, list(banned)] = float("-inf")
     return logits
@@ -160,9 +102,7 @@ def _greedy_or_sample(model: "PrefixLM", cond: torch.Tensor, cfg: GenerationConf
         ended = token == mc.eos_id
         if seen is not None:
             seen[:, step] = token
-        for row, tok, end in zip(active.tolist(), token.tolist(), ended.tolist()):
-            if not end:
-                histories[row].append(tok)
+        extend_histories(histories, active.tolist(), token.tolist(), ended.tolist())
         if bool(ended.all()) or step == steps - 1:
             break
         if bool(ended.any()):

@@ -31,12 +31,14 @@ def _artifact_encoder(path: Path, model: str | None, encoder: Any = None) -> Any
 def load_decoder(kind: str, bank_path: str | None = None, generative_path: str | None = None, method: str | None = None,
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
                  model: str | None = None, encoder: Any = None, nprobe: int | None = None,
-                 quantize: str | None = None, screen_path: str | None = None, memory_bank: Any = None) -> tuple[Any, Any]:
+                 quantize: str | None = None, screen_path: str | None = None, memory_bank: Any = None,
+                 runtime: str = "torch") -> tuple[Any, Any]:
     """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
     ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`);
-    ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`).
+    ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`);
+    ``runtime="numpy"`` runs it with NumPy instead of torch, greedy decoding only (see :meth:`GenerativeDecoder.load`).
     The hybrid takes the screen at ``screen_path``, or the shipped one when it was trained for the encoder in use
     (see :mod:`lightweight_decoder.screen`). A generative decoder with memory slots reads its memory from
     ``memory_bank`` when given (the hybrid passes its own bank when it is the one the generator names), else
@@ -48,6 +50,12 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     from .errors import ModelNotFound
     from .paths import default_paths
 
+    if runtime != "torch" and kind == "hybrid":
+        from .errors import ConfigError
+
+        raise ConfigError(f"runtime={runtime!r}: the hybrid uses its generator's beams, samples and scores, which need the torch runtime")
+    if runtime != "torch" and kind == "phrase":
+        logger.warning("runtime=%s has no effect on the phrase decoder (it applies to the generative model)", runtime)
     if screen_path is not None and kind != "hybrid":
         logger.warning("a screen has no effect on the %s decoder (the hybrid uses it to rank its edits)", kind)
     if kind == "hybrid":
@@ -74,7 +82,7 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         if not (path / "config.json").exists():
             raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
         encoder = _artifact_encoder(path, model, encoder)
-        decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize, memory_bank=memory_bank)
+        decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize, memory_bank=memory_bank, runtime=runtime)
         gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
         decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
         return decoder, encoder

@@ -24,81 +24,15 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import BaseConfig, _check, _is_int, _is_number
+from .config import PRESETS, ModelConfig
 
 __all__ = ["ModelConfig", "PrefixLM", "KVCache", "PRESETS", "grown_state_dict"]
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # the original design's budget: <= 1M parameters
-    "tiny": dict(vocab_size=2048, d_model=128, n_layer=2, n_head=4, d_ff=344, prefix_len=2, prefix_hidden=192, cond_inject=True),
-    "small": dict(vocab_size=8192, d_model=256, n_layer=4, n_head=4, d_ff=688, prefix_len=8, prefix_hidden=1024, cond_inject=True),
-    # <= 30M parameters
-    "base": dict(vocab_size=16384, d_model=384, n_layer=6, n_head=6, d_ff=1024, prefix_len=16, prefix_hidden=1536, cond_inject=True),
-}
-
-
-@dataclasses.dataclass
-class ModelConfig(BaseConfig):
-    """Shapes of :class:`PrefixLM`. ``embedding_dim`` comes from the encoder."""
-
-    embedding_dim: int = 768
-    vocab_size: int = 8192
-    d_model: int = 256
-    n_layer: int = 4
-    n_head: int = 4
-    d_ff: int = 688
-    prefix_len: int = 8
-    prefix_hidden: int = 1024
-    max_len: int = 64
-    dropout: float = 0.0
-    rope_base: float = 10000.0
-    # False by default so that configs saved before the field existed load as they were trained
-    cond_inject: bool = False
-    # per-layer scale/shift from the embedding (adaptive norm); zero-initialised like cond_inject
-    cond_adaln: bool = False
-    bow_loss_weight: float = 0.5
-    # token slots before the prefix for retrieved candidate words (0: none)
-    memory_len: int = 0
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
-
-    def validate(self) -> None:
-        self._check_ints("embedding_dim", "vocab_size", "d_model", "n_layer", "n_head", "d_ff", "prefix_len", "prefix_hidden", "max_len",
-                         minimum=1)
-        self._check_ints("memory_len", minimum=0)
-        _check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
-        _check((self.d_model // self.n_head) % 2 == 0, "the head size must be even for rotary embeddings")
-        _check(_is_number(self.dropout) and 0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}")
-        _check(_is_number(self.bow_loss_weight) and self.bow_loss_weight >= 0, "bow_loss_weight must be >= 0")
-        _check(isinstance(self.cond_inject, bool), f"cond_inject must be true or false, got {self.cond_inject!r}")
-        _check(isinstance(self.cond_adaln, bool), f"cond_adaln must be true or false, got {self.cond_adaln!r}")
-        ids = (self.pad_id, self.bos_id, self.eos_id)
-        _check(all(_is_int(i) and 0 <= i < self.vocab_size for i in ids) and len(set(ids)) == 3,
-               f"pad/bos/eos ids must be distinct and < vocab_size, got {ids}")
-
-    @property
-    def context_len(self) -> int:
-        """Positions before the text: the prefix vectors and the memory slots."""
-        return self.prefix_len + self.memory_len
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
-        """A named size: ``tiny`` (<= 1M parameters), ``small``, ``base`` (<= 30M)."""
-        if name not in PRESETS:
-            from .errors import ConfigError
-
-            raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
-
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6) -> None:

@@ -18,17 +18,17 @@ import numpy as np
 from .. import _atomic
 from ..artifacts import read_artifact_config
 from ..checkpoint import read_weights
-from ..config import QUANTIZATION_SCHEMES, WEIGHT_FORMATS, check_weight_format
+from ..config import QUANTIZATION_SCHEMES, RUNTIMES, WEIGHT_FORMATS, GenerationConfig, ModelConfig, check_weight_format
 from ..errors import ConfigError, IncompatibleArtifact, InvalidInput
-from ..generation import GenerationConfig, generate
 from ..memory import MemoryConfig, Retriever
-from ..model import ModelConfig, PrefixLM
 from ..phrasebank import as_query_matrix
 from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..encoder import TextEncoder
+    from ..model import PrefixLM
+    from ..numpy_model import NumpyPrefixLM
     from ..phrasebank import PhraseBank
 
 __all__ = ["GenerativeDecoder", "create_generative_decoder", "set_generation_defaults"]
@@ -39,11 +39,16 @@ FORMAT_VERSION = 1
 class GenerativeDecoder(TextDecoder):
     """Embedding -> text with a :class:`PrefixLM`. Attach an ``encoder`` to get cosine scores.
 
+    ``model`` is a torch :class:`~lightweight_decoder.model.PrefixLM` (the ``torch`` runtime: every decoding
+    strategy, scoring, training, saving) or the same weights in a
+    :class:`~lightweight_decoder.numpy_model.NumpyPrefixLM` (the ``numpy`` runtime: greedy decoding only, without
+    importing torch; see :meth:`load`). This module imports torch only when the torch runtime is used.
+
     A model with memory slots (``memory_len > 0``) reads candidate words that ``retriever`` finds in a phrase bank
     for each embedding (see :mod:`lightweight_decoder.memory`); without a retriever its slots stay empty.
     """
 
-    def __init__(self, model: PrefixLM, tokenizer: Any, *, encoder_name: str, generation_config: GenerationConfig | None = None,
+    def __init__(self, model: "PrefixLM | NumpyPrefixLM", tokenizer: Any, *, encoder_name: str, generation_config: GenerationConfig | None = None,
                  encoder: "TextEncoder | None" = None, metadata: dict | None = None, retriever: Retriever | None = None) -> None:
         if tokenizer.get_vocab_size() > model.config.vocab_size:
             raise IncompatibleArtifact(f"tokenizer has {tokenizer.get_vocab_size()} tokens; the model only {model.config.vocab_size}")
@@ -51,7 +56,10 @@ class GenerativeDecoder(TextDecoder):
             raise IncompatibleArtifact(
                 f"decoder was trained for {encoder_name} ({model.config.embedding_dim}-D); got {encoder.name} ({encoder.dimension}-D)"
             )
-        self.model = model.eval()
+        from ..numpy_model import NumpyPrefixLM
+
+        self.runtime = "numpy" if isinstance(model, NumpyPrefixLM) else "torch"
+        self.model = model if self.runtime == "numpy" else model.eval()
         self.tokenizer = tokenizer
         self.encoder_name = encoder_name
         self.encoder = encoder
@@ -67,7 +75,12 @@ class GenerativeDecoder(TextDecoder):
 
     def __repr__(self) -> str:
         weights = f", {self.quantization} weights" if self.quantization else ""
-        return f"GenerativeDecoder({self.encoder_name}, {self.num_parameters:,} parameters{weights})"
+        runtime = ", numpy runtime" if self.runtime == "numpy" else ""
+        return f"GenerativeDecoder({self.encoder_name}, {self.num_parameters:,} parameters{weights}{runtime})"
+
+    def _require_torch(self, what: str) -> None:
+        if self.runtime != "torch":
+            raise ConfigError(f"{what} needs the torch runtime; this decoder was loaded with runtime={self.runtime!r}")
 
     def quantize(self, scheme: str) -> "GenerativeDecoder":
         """Convert the model's linear layers (attention, MLP, prefix, output head) for inference, in place; returns self.
@@ -90,6 +103,7 @@ class GenerativeDecoder(TextDecoder):
 
         if scheme not in QUANTIZATION_SCHEMES:
             raise ConfigError(f"unknown quantization {scheme!r}; choose one of {list(QUANTIZATION_SCHEMES)}")
+        self._require_torch(f"quantize={scheme!r}")
         if self.quantization is not None:
             raise ConfigError(f"this decoder is already quantized ({self.quantization})")
         from torch.ao.quantization import quantize_dynamic
@@ -112,16 +126,12 @@ class GenerativeDecoder(TextDecoder):
         With an encoder attached, the outputs are re-encoded and ranked by cosine; ``rescore=False`` skips that
         (scores NaN, candidates in the model's order) for a caller that judges them itself, as the hybrid does.
         """
-        import torch
-
         cfg = self.generation_config.replace(**generation_kwargs) if generation_kwargs else self.generation_config
         start = time.perf_counter()
         queries, single = as_query_matrix(vectors, self.embedding_dim)
         hyps: list = []
-        with torch.inference_mode():
-            for i in range(0, len(queries), batch_size):
-                chunk = queries[i:i + batch_size]
-                hyps.extend(generate(self.model, torch.from_numpy(chunk), cfg, self._memory(chunk)))
+        for i in range(0, len(queries), batch_size):
+            hyps.extend(self._hypotheses(queries[i:i + batch_size], cfg))
         gen_ms = (time.perf_counter() - start) * 1000.0 / max(len(queries), 1)
         texts = [[self.tokenizer.decode(h.tokens).strip() for h in row] for row in hyps]
         scored = rescore and self.encoder is not None
@@ -142,6 +152,19 @@ class GenerativeDecoder(TextDecoder):
         self.monitor.record(total, n=len(results))
         return results[0] if single else results
 
+    def _hypotheses(self, queries: np.ndarray, cfg: GenerationConfig) -> list:
+        """Per row of ``queries`` (normalised, float32), the runtime's hypotheses, best first."""
+        if self.runtime == "numpy":
+            from ..numpy_model import greedy_generate
+
+            return greedy_generate(self.model, queries, cfg)
+        import torch
+
+        from ..generation import generate
+
+        with torch.inference_mode():
+            return generate(self.model, torch.from_numpy(queries), cfg, self._memory(queries))
+
     def log_likelihood(self, texts: list[str], vectors: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """How likely the model finds each text given an embedding: the mean log-probability of its tokens (end of
         text included, nats per token), float32 ``[N]``. ``vectors`` is one embedding ``[D]`` for every text, or one
@@ -156,6 +179,7 @@ class GenerativeDecoder(TextDecoder):
         ``max_len`` is cut as in training). ``vectors`` as in :meth:`log_likelihood`. Sums and counts rather than
         means, so that a corpus's likelihood can weigh every token alike (:func:`~lightweight_decoder.quality.likelihood`).
         """
+        self._require_torch("scoring texts")
         import torch
 
         from ..train import _tokenize, teacher_forcing
@@ -205,7 +229,7 @@ class GenerativeDecoder(TextDecoder):
         memory = None if self.retriever is None else {"bank": self.retriever.config.bank, "entries": len(self.retriever.bank),
                                                       "neighbours": self.retriever.config.neighbours, "slots": self.retriever.length}
         return {"status": "ok", "decoder": "generative", "encoder": self.encoder_name, "dimension": self.embedding_dim,
-                "parameters": self.num_parameters, "quantization": self.quantization, "memory": memory, **self.monitor.stats()}
+                "parameters": self.num_parameters, "runtime": self.runtime, "quantization": self.quantization, "memory": memory, **self.monitor.stats()}
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, weights: str = "fp32") -> None:
@@ -221,6 +245,7 @@ class GenerativeDecoder(TextDecoder):
 
         from safetensors.torch import save_model
 
+        self._require_torch("saving")
         if self.quantization is not None:
             raise ConfigError(f"a decoder quantized for inference ({self.quantization}) cannot be saved; save the float model it was loaded from")
         check_weight_format(weights)
@@ -241,10 +266,13 @@ class GenerativeDecoder(TextDecoder):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, encoder: "TextEncoder | None" = None, quantize: str | None = None,
-             memory_bank: "PhraseBank | None" = None) -> "GenerativeDecoder":
+             memory_bank: "PhraseBank | None" = None, runtime: str = "torch") -> "GenerativeDecoder":
         """Load a decoder folder (or a training folder's ``decoder/``); with ``encoder``, its name and dimension must match.
 
         ``quantize`` (``"fp16"`` or ``"int8"``) converts it for inference after loading: see :meth:`quantize`.
+        ``runtime="numpy"`` computes with NumPy instead of torch (:mod:`lightweight_decoder.numpy_model`): greedy
+        decoding only, no quantization, no memory slots; torch is never imported. ``bench/generative.py``
+        measures its speed, memory and how often its text equals the torch runtime's.
         A decoder with memory slots loads the phrase bank its config names (``memory.bank``), or reads from
         ``memory_bank`` (an already loaded bank, e.g. the hybrid's) instead.
         """
@@ -253,8 +281,20 @@ class GenerativeDecoder(TextDecoder):
         weights = meta.get("weights", "fp32")  # folders written before the field existed hold fp32
         if weights not in WEIGHT_FORMATS:
             raise IncompatibleArtifact(f"{path / 'config.json'}: unknown weight format {weights!r} (this version reads {list(WEIGHT_FORMATS)})")
-        model = PrefixLM(ModelConfig.from_dict(meta["model"]))
-        read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {runtime!r}; choose one of {list(RUNTIMES)}")
+        if runtime == "numpy" and quantize is not None:
+            raise ConfigError(f"quantize={quantize!r} applies to the torch runtime; the numpy runtime computes in fp32")
+        config = ModelConfig.from_dict(meta["model"])
+        if runtime == "numpy":
+            from ..numpy_model import NumpyPrefixLM
+
+            model = NumpyPrefixLM.load(config, path / "model.safetensors")
+        else:
+            from ..model import PrefixLM
+
+            model = PrefixLM(config)
+            read_weights(model, path / "model.safetensors")  # fp16 tensors are cast into the fp32 model
         tokenizer = load_tokenizer(path / "tokenizer.json")
         retriever = None
         if model.config.memory_len:
@@ -300,6 +340,8 @@ def create_generative_decoder(preset: str = "small", embedding_dim: int = 768, *
     >>> dec = create_generative_decoder("tiny", embedding_dim=384, texts=["a b c"] * 10)  # doctest: +SKIP
     """
     import torch
+
+    from ..model import PrefixLM
 
     cfg = ModelConfig.preset(preset, embedding_dim=embedding_dim, **overrides)
     if tokenizer is None:

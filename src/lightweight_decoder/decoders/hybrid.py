@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from ..config import PRECISIONS, BaseConfig, _check, _is_number
-from ..errors import EmptyBank, IncompatibleArtifact
+from ..errors import ConfigError, EmptyBank, IncompatibleArtifact
 from ..phrasebank import Hit, as_query_matrix
 from ..postprocess import closing_mark, fit_case, repeated_neighbours, with_closing
 from .base import Candidate, DecodeResult, TextDecoder, PerformanceMonitor
@@ -335,6 +335,9 @@ class HybridDecoder(TextDecoder):
                           ("generative decoder", generative_decoder.embedding_dim if generative_decoder else encoder.dimension)):
             if dim != encoder.dimension:
                 raise IncompatibleArtifact(f"{name} reads {dim}-D vectors; encoder {encoder.name} makes {encoder.dimension}-D")
+        if getattr(generative_decoder, "runtime", "torch") != "torch":  # a duck-typed generator counts as torch
+            raise ConfigError(f"the hybrid samples, runs beams and scores texts with its generator, which needs the torch runtime; "
+                              f"this generator was loaded with runtime={generative_decoder.runtime!r}")
         if screen is not None and (screen.dimension != encoder.dimension or screen.encoder_name != encoder.name):
             raise IncompatibleArtifact(f"the screen was trained for {screen.encoder_name} ({screen.dimension}-D); "
                                        f"the encoder is {encoder.name} ({encoder.dimension}-D)")

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from typing import Any, AsyncIterator
 
-from ..config import QUANTIZATION_SCHEMES, BaseConfig, _check, _is_int
+from ..config import QUANTIZATION_SCHEMES, RUNTIMES, BaseConfig, _check, _is_int
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -29,6 +29,7 @@ class ServerConfig(BaseConfig):
     encoder: str | None = None  # default: the bank's encoder
     nprobe: int | None = None  # IVF lists a bank search visits; default: the bank's own setting
     quantize: str | None = None  # "fp16" or "int8": the generator's weights for inference (GenerativeDecoder.quantize)
+    runtime: str = "torch"  # or "numpy": the generator computed with NumPy, greedy only (GenerativeDecoder.load)
     max_batch: int = 64
     max_text_chars: int = 2000
 
@@ -37,6 +38,7 @@ class ServerConfig(BaseConfig):
         _check(_is_int(self.max_text_chars) and self.max_text_chars >= 1, f"max_text_chars must be an int >= 1, got {self.max_text_chars!r}")
         _check(self.quantize is None or self.quantize in QUANTIZATION_SCHEMES,
                f"quantize must be null or one of {list(QUANTIZATION_SCHEMES)}, got {self.quantize!r}")
+        _check(self.runtime in RUNTIMES, f"runtime must be one of {list(RUNTIMES)}, got {self.runtime!r}")
         _check(self.nprobe is None or (_is_int(self.nprobe) and self.nprobe >= 1), f"nprobe must be an int >= 1 or null, got {self.nprobe!r}")
 
 
@@ -74,7 +76,7 @@ class _State:
         self.decoders["phrase"] = decoder
         try:
             self.decoders["generative"], _ = load_decoder("generative", generative_path=self.config.generative, encoder=self.encoder,
-                                                         quantize=self.config.quantize)
+                                                         quantize=self.config.quantize, runtime=self.config.runtime)
         except ModelNotFound as exc:
             if self.config.generative is not None:
                 raise

@@ -82,7 +82,8 @@ def info(request: Request) -> dict[str, Any]:
     }
     if "generative" in state.decoders:
         out["generative"] = {"parameters": state.decoders["generative"].num_parameters,
-                             "quantization": state.decoders["generative"].quantization}
+                             "quantization": state.decoders["generative"].quantization,
+                             "runtime": state.decoders["generative"].runtime}
     return out
 
 
