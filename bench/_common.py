@@ -65,6 +65,13 @@ def speed_rows(speed: dict) -> tuple[list[dict], list[str]]:
     return list(table.values()), columns
 
 
+def numpy_variant_note(speed: dict) -> str:
+    """What the ``numpy`` rows of a speed table are, when it has any ("" otherwise)."""
+    if not any(r.get("weights") == "numpy" for r in speed["latency"]):
+        return ""
+    return "`numpy`: the fp32 weights computed by the numpy runtime (`--runtime numpy`: greedy only, torch never imported)."
+
+
 def speed_rss_text(speed: dict) -> str:
     """The peak RSS of each version of the code, in words."""
     return "; ".join(f"{rss_text(peak)}; {speed['rss_mb_imports_only'][label]} MB of each torch one is importing torch and the package"

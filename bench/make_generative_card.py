@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, changed_generation, decoding_name, speed_rows, speed_rss_text
+from _common import REPO, RESULTS, changed_generation, decoding_name, numpy_variant_note, speed_rows, speed_rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -99,8 +99,7 @@ def _speed() -> list[str]:
         "",
         markdown_table(rows, columns),
         "",
-        *(["`numpy`: the fp32 weights computed by the numpy runtime (`--runtime numpy`: greedy only, torch never imported).", ""]
-          if any(r.get("weights") == "numpy" for r in speed["latency"]) else []),
+        *([note, ""] if (note := numpy_variant_note(speed)) else []),
         f"Peak RSS of the decoder alone (a fresh process that loads it and decodes a batch of 64; VmHWM): {speed_rss_text(speed)}.",
         "",
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from _common import REPO, RESULTS, latency_columns, rss_text, speed_rows, speed_rss_text
+from _common import REPO, RESULTS, latency_columns, numpy_variant_note, rss_text, speed_rows, speed_rss_text
 
 from lightweight_decoder.quality import markdown_table
 
@@ -137,9 +137,7 @@ def generation_speed_section(speed: dict) -> list[str]:
         f"`{speed['command']}`: generation alone (no re-encoding) with the model's decoding defaults, {speed['n']} "
         f"wikipedia_dev sentences, best of {speed['rounds']} rounds that each try every setting twice (five times at batch 64); "
         f"each measurement in a fresh process importing the "
-        f"code of {versions}. {_machine(speed['machine'])}."
-        + (" `numpy`: the fp32 weights computed by the numpy runtime (`--runtime numpy`: greedy only, torch never imported)."
-           if any(r.get("weights") == "numpy" for r in speed["latency"]) else ""),
+        f"code of {versions}. {_machine(speed['machine'])}." + (f" {note}" if (note := numpy_variant_note(speed)) else ""),
         "",
         markdown_table(rows, columns),
         "",

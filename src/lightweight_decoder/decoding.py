@@ -3,7 +3,7 @@ bookkeeping of each row's generated tokens.
 
 :mod:`lightweight_decoder.generation` decodes with the torch model (every strategy);
 :mod:`lightweight_decoder.numpy_model` decodes greedily with NumPy alone. Both block repeated n-grams with
-:func:`banned_by_ngrams`, so the two cannot drift apart on that rule.
+:func:`block_repeated_ngrams`, so the two cannot drift apart on that rule.
 
 >>> sorted(banned_by_ngrams([5, 6, 7, 5, 6], 3))   # "5 6" was followed by 7 before
 [7]
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["Hypothesis", "banned_by_ngrams", "extend_histories"]
+__all__ = ["Hypothesis", "banned_by_ngrams", "block_repeated_ngrams", "extend_histories"]
 
 
 @dataclasses.dataclass
@@ -29,6 +29,17 @@ def extend_histories(histories: list[list[int]], rows: list[int], tokens: list[i
     for row, token, end in zip(rows, tokens, ended):
         if not end:
             histories[row].append(token)
+
+
+def block_repeated_ngrams(logits, histories: list[list[int]], n: int) -> None:
+    """``no_repeat_ngram_size=n`` on logits (N, V), in place: row i's tokens that would repeat an n-gram of
+    ``histories[i]`` get minus infinity. ``logits`` is a NumPy array or a torch tensor (both index the same way)."""
+    if n <= 0:
+        return
+    for row, history in enumerate(histories):
+        banned = banned_by_ngrams(history, n)
+        if banned:
+            logits[row, list(banned)] = float("-inf")
 
 
 def banned_by_ngrams(history: list[int], n: int) -> set[int]:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import GenerationConfig
-from .decoding import Hypothesis, banned_by_ngrams, extend_histories
+from .decoding import Hypothesis, block_repeated_ngrams, extend_histories
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import PrefixLM
@@ -37,11 +37,7 @@ def _penalise(logits: torch.Tensor, histories: list[list[int]], cfg: GenerationC
     if seen is not None:
         values = logits.gather(1, seen)
         logits.scatter_(1, seen, torch.where(values > 0, values / cfg.repetition_penalty, values * cfg.repetition_penalty))
-    if cfg.no_repeat_ngram_size > 0:
-        for row, hist in enumerate(histories):
-            banned = banned_by_ngrams(hist, cfg.no_repeat_ngram_size)
-            if banned:
-                logits[row, list(banned)] = float("-inf")
+    block_repeated_ngrams(logits, histories, cfg.no_repeat_ngram_size)
     return logits
 
 

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from .config import GenerationConfig, ModelConfig
-from .decoding import Hypothesis, banned_by_ngrams, extend_histories
+from .decoding import Hypothesis, block_repeated_ngrams, extend_histories
 from .errors import ConfigError, CorruptArtifact, IncompatibleArtifact
 
 __all__ = ["NumpyPrefixLM", "NumpyCache", "greedy_generate"]
@@ -199,11 +199,8 @@ def greedy_generate(model: NumpyPrefixLM, cond: np.ndarray, config: GenerationCo
             # CTRL's penalty, as in generation._penalise: a token written twice is penalised once
             values = np.take_along_axis(logits, seen[:, :step], axis=1)
             np.put_along_axis(logits, seen[:, :step], np.where(values > 0, values / cfg.repetition_penalty, values * cfg.repetition_penalty), axis=1)
-        if cfg.no_repeat_ngram_size > 0:
-            for r, row in enumerate(active):
-                banned = banned_by_ngrams(histories[row], cfg.no_repeat_ngram_size)
-                if banned:
-                    logits[r, list(banned)] = -np.inf
+        if cfg.no_repeat_ngram_size > 0:  # (the list of histories is built only when needed)
+            block_repeated_ngrams(logits, [histories[row] for row in active], cfg.no_repeat_ngram_size)
         token = logits.argmax(-1)
         top = logits.max(-1, keepdims=True)
         log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(-1))
