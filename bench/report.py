@@ -240,8 +240,10 @@ def threads_section(res: dict) -> list[str]:
     return _table_section(
         "## Sharing the CPU: threads",
         f"`{res['command']}`: generation alone (the shipped generator's default decoding, no re-encoding) one sentence at a "
-        f"time ({res['sentences']} sentences; ms per sentence) and 64 at once, and the encoder on the same 64 wikipedia_dev "
-        f"sentences (precision auto), with 1 thread and with torch's default ({res['default_threads']}), beside nothing and "
+        f"time ({res['sentences']} sentences; ms per sentence) and 64 at once"
+        + (" with the torch runtime (generate_*) and the numpy runtime (numpy_*)" if "numpy_batch1_ms" in res["columns"] else "")
+        + f", and the encoder on the same 64 wikipedia_dev "
+        f"sentences (precision auto), with 1 thread and with the default ({res['default_threads']}), beside nothing and "
         f"beside a busy process (a child multiplying matrices with torch's default threads); best of {res['rounds']}. "
         f"{_machine(res['machine'])}.",
         res["results"], res["columns"])

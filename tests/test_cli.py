@@ -22,18 +22,22 @@ def test_info_json():
 
 def test_threads_option_and_environment_variable():
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
-    try:
-        report = json.loads(CliRunner().invoke(main, ["--threads", "1", "info", "--json"]).output)
-        assert report["torch_threads"] == torch.get_num_threads() == 1
-        torch.set_num_threads(before)
-        report = json.loads(CliRunner().invoke(main, ["info", "--json"], env={"LIGHTWEIGHT_DECODER_THREADS": "1"}).output)
-        assert report["torch_threads"] == 1
-        bad = CliRunner().invoke(main, ["--threads", "0", "info"])
-        assert bad.exit_code == 2 and "--threads" in bad.output
-    finally:
-        torch.set_num_threads(before)
+    with threadpool_limits(2, user_api="blas"):  # restores NumPy's BLAS pool afterwards
+        try:
+            report = json.loads(CliRunner().invoke(main, ["--threads", "1", "info", "--json"]).output)
+            assert report["torch_threads"] == torch.get_num_threads() == 1
+            assert report["blas_threads"] == 1  # the numpy runtime's products
+            torch.set_num_threads(before)
+            threadpool_limits(2, user_api="blas")
+            report = json.loads(CliRunner().invoke(main, ["info", "--json"], env={"LIGHTWEIGHT_DECODER_THREADS": "1"}).output)
+            assert report["torch_threads"] == report["blas_threads"] == 1
+            bad = CliRunner().invoke(main, ["--threads", "0", "info"])
+            assert bad.exit_code == 2 and "--threads" in bad.output
+        finally:
+            torch.set_num_threads(before)
 
 
 def test_info_reports_the_shipped_generator():
@@ -174,6 +178,11 @@ def test_decode_errors_are_friendly(tmp_path):
     assert other.exit_code == 1 and "IncompatibleArtifact" in other.output
     missing_bank = runner.invoke(main, ["decode", "--text", "x", "--decoder", "hybrid", "--bank", str(tmp_path / "none")])
     assert missing_bank.exit_code == 1 and "no phrase bank" in missing_bank.output and "Traceback" not in missing_bank.output
+    np.save(tmp_path / "v.npy", np.ones((1, 384), np.float32))
+    for needs_encoder in (["--text", "x", "--decoder", "generative"], [str(tmp_path / "v.npy"), "--bank", str(out)],
+                          [str(tmp_path / "v.npy"), "--decoder", "generative", "--model", "all-MiniLM-L6-v2"]):
+        refused = runner.invoke(main, ["decode", *needs_encoder, "--no-rescore"])
+        assert refused.exit_code == 2 and "--no-rescore loads no encoder" in refused.output
 
 
 def test_roundtrip_and_eval_contract(tmp_path):

@@ -18,6 +18,7 @@ from lightweight_decoder.decoders.generative import GenerativeDecoder, create_ge
 from lightweight_decoder.decoders.hybrid import HybridDecoder
 from lightweight_decoder.errors import ConfigError, CorruptArtifact, IncompatibleArtifact
 from lightweight_decoder.generation import generate
+from lightweight_decoder.loading import load_decoder
 from lightweight_decoder.model import PrefixLM
 from lightweight_decoder.numpy_model import NumpyPrefixLM, greedy_generate
 from lightweight_decoder.paths import default_paths
@@ -162,3 +163,24 @@ def test_decoding_with_the_numpy_runtime_never_imports_torch(tmp_path):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["torch"] is False
     assert len(out["texts"]) == 2 and all(t.strip() for t in out["texts"])
+
+
+@pytest.mark.shipped_model
+def test_cli_decode_without_rescoring_loads_neither_encoder_nor_torch(tmp_path):
+    path = _shipped()
+    vectors = np.random.default_rng(5).standard_normal((3, 768)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vectors)
+    script = ("import json, sys\n"
+              "from threadpoolctl import threadpool_info\n"
+              "from lightweight_decoder.cli import main\n"
+              f"main(['--threads', '1', 'decode', {str(tmp_path / 'v.npy')!r}, '--decoder', 'generative', '--generative', {path!r},\n"
+              "      '--runtime', 'numpy', '--no-rescore', '--json'], standalone_mode=False)\n"
+              "blas = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']\n"
+              "print(json.dumps({'torch': 'torch' in sys.modules, 'blas': blas}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    *rows, status = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert status == {"torch": False, "blas": [1]}  # --threads reached NumPy's BLAS without importing torch
+    assert [row["text"] for row in rows] == GenerativeDecoder.load(path, runtime="numpy").decode(vectors)
+    assert all(row["score"] is None for row in rows)  # nothing re-encoded the outputs: strict JSON null, not NaN
+    with pytest.raises(ConfigError, match="the phrase decoder needs its encoder"):
+        load_decoder("phrase", with_encoder=False)

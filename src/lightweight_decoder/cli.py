@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -39,7 +40,18 @@ class _FriendlyGroup(click.Group):
 
 
 def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
+    """One line of strict JSON: a NaN or infinite number (a score nothing computed) is written as null."""
+    click.echo(json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def _read_texts(texts: Sequence[str], input_file: str | None, limit: int | None = None) -> list[str]:
@@ -61,8 +73,8 @@ def _setup_logging(verbose: bool) -> None:
 @click.version_option(__version__, prog_name="lightweight-decoder")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and details to stderr.")
 @click.option("--threads", type=click.IntRange(min=1), envvar="LIGHTWEIGHT_DECODER_THREADS", show_envvar=True,
-              help="CPU threads for torch (default: one per core). 1 is faster when other programs keep the cores "
-                   "busy (generation 2-3x in bench/threads.py); alone, one per core is faster at batch 64.")
+              help="CPU threads for torch and for NumPy's BLAS (default: one per core). 1 is faster when other programs keep "
+                   "the cores busy (generation 2-3x in bench/threads.py); alone, one per core is faster at batch 64.")
 def main(verbose: bool, threads: int | None) -> None:
     """Turn sentence embeddings back into text, on a CPU.
 
@@ -74,9 +86,9 @@ def main(verbose: bool, threads: int | None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _setup_logging(verbose)
     if threads is not None:
-        import torch
+        from .threads import set_threads
 
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 @main.command()
@@ -92,6 +104,7 @@ def info(as_json: bool) -> None:
 
     from .encoder import cache_home, cpu_supports_bf16, known_models, resolve_precision
     from .paths import default_paths
+    from .threads import thread_counts
 
     def version(pkg: str) -> str | None:
         try:
@@ -111,7 +124,7 @@ def info(as_json: bool) -> None:
         "cpu_bf16": cpu_supports_bf16(),
         "auto_precision": resolve_precision("auto"),
         "cpu_count": os.cpu_count(),
-        "torch_threads": _torch_threads(),
+        **{f"{pool}_threads": count for pool, count in thread_counts().items()},
         "shipped": {k: {"path": str(v), "present": v.exists()} for k, v in default_paths().items()},
     }
     report.update(_shipped_details())
@@ -127,7 +140,8 @@ def info(as_json: bool) -> None:
     click.echo(f"known encoders         {', '.join(f'{k} ({v}-D)' for k, v in report['known_encoders'].items())}")
     click.echo(f"CPU bf16 instructions  {'yes' if report['cpu_bf16'] else 'no'} ({report['cpu_count']} cores; "
                f"precision auto -> {report['auto_precision']})")
-    click.echo(f"torch threads          {report['torch_threads']} (--threads or LIGHTWEIGHT_DECODER_THREADS)")
+    click.echo(f"threads                torch {report['torch_threads']}, NumPy BLAS {report['blas_threads']} "
+               "(--threads or LIGHTWEIGHT_DECODER_THREADS)")
     for name, item in report["shipped"].items():
         click.echo(f"shipped {name:<14} {item['path']} ({'present' if item['present'] else 'missing'})")
     if "bank_entries" in report:
@@ -136,12 +150,6 @@ def info(as_json: bool) -> None:
         click.echo(f"{'generative parameters':<22} {report['generative_parameters']:,} ({report['generative_weights']} weights on disk)")
     if "screen_dev_cosine" in report:
         click.echo(f"{'screen cosine':<22} {report['screen_dev_cosine']:.3f} to the encoder on held-out sentences")
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def _shipped_details() -> dict[str, Any]:
@@ -612,7 +620,9 @@ def _decoder_options(func: Any) -> Any:
 @_decoder_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per vector (text, score, candidates, timings; "
               "the hybrid's details: route, steps, encoder calls, cosine per step, ...).")
-def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder_args: Any) -> None:
+@click.option("--no-rescore", is_flag=True, help="Generative, vectors in: do not re-encode the outputs to score them, so no "
+              "encoder is loaded (and with --runtime numpy, no torch); scores are then null.")
+def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, no_rescore: bool, **decoder_args: Any) -> None:
     """Decode embeddings (.npy, JSON lines, or - for stdin) into text.
 
     \b
@@ -620,10 +630,14 @@ def decode(vectors: str | None, texts: tuple[str, ...], as_json: bool, **decoder
       lightweight-decoder decode vectors.npy
       lightweight-decoder encode "A cat sat." --json | lightweight-decoder decode - --json
       lightweight-decoder decode --text "The cat sat on the mat." --method weighted
+      lightweight-decoder decode vectors.npy --decoder generative --runtime numpy --no-rescore   # light: no torch
     """
     if (vectors is None) == (not texts):
         raise click.UsageError("give a vectors file (.npy or JSON lines; - for stdin) or --text, not both")
-    decoder, encoder = load_decoder(**decoder_args)
+    if no_rescore and (decoder_args["kind"] != "generative" or texts or decoder_args["model"]):
+        raise click.UsageError("--no-rescore loads no encoder: it takes --decoder generative and a vectors file, "
+                               "without --text or --model")
+    decoder, encoder = load_decoder(**decoder_args, with_encoder=not no_rescore)
     matrix = encoder.encode(list(texts)) if texts else read_vectors(vectors)  # type: ignore[arg-type]
     results = decoder.generate(matrix)
     for result in results if isinstance(results, list) else [results]:

@@ -32,13 +32,15 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
                  top_k: int | None = None, num_beams: int | None = None, config_file: str | None = None,
                  model: str | None = None, encoder: Any = None, nprobe: int | None = None,
                  quantize: str | None = None, screen_path: str | None = None, memory_bank: Any = None,
-                 runtime: str = "torch") -> tuple[Any, Any]:
+                 runtime: str = "torch", with_encoder: bool = True) -> tuple[Any, Any]:
     """Load a decoder by kind (``phrase``, ``generative`` or ``hybrid``) with the encoder it was built for.
 
     Paths default to the shipped artifacts; a given ``encoder`` is reused instead of loading another.
     ``nprobe`` overrides how many IVF lists a bank search visits (see :meth:`PhraseBank.set_search`);
     ``quantize`` (``"fp16"`` or ``"int8"``) converts the generative model for inference (see :meth:`GenerativeDecoder.quantize`);
     ``runtime="numpy"`` runs it with NumPy instead of torch, greedy decoding only (see :meth:`GenerativeDecoder.load`).
+    ``with_encoder=False`` loads a generative decoder alone (its outputs are then not re-encoded; the returned
+    encoder is None), for callers that only turn vectors into text.
     The hybrid takes the screen at ``screen_path``, or the shipped one when it was trained for the encoder in use
     (see :mod:`lightweight_decoder.screen`). A generative decoder with memory slots reads its memory from
     ``memory_bank`` when given (the hybrid passes its own bank when it is the one the generator names), else
@@ -50,6 +52,11 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
     from .errors import ModelNotFound
     from .paths import default_paths
 
+    if not with_encoder and (kind != "generative" or encoder is not None or model is not None):
+        from .errors import ConfigError
+
+        raise ConfigError(f"with_encoder=False loads a generative decoder alone; the {kind} decoder needs its encoder"
+                          if kind != "generative" else "with_encoder=False contradicts a given encoder or model")
     if runtime != "torch" and kind == "hybrid":
         from .errors import ConfigError
 
@@ -74,14 +81,14 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
         return HybridDecoder(phrase, generator, encoder, config, screen=load_screen(screen_path, encoder)), encoder
     if kind == "generative":
         from .decoders.generative import GenerativeDecoder
-        from .generation import GenerationConfig
+        from .config import GenerationConfig
 
         path = Path(generative_path) if generative_path else default_paths()["generative"]
         if (path / "decoder" / "config.json").exists() and not (path / "config.json").exists():
             path = path / "decoder"
         if not (path / "config.json").exists():
             raise ModelNotFound(f"no generative decoder at {path}; train one with `lightweight-decoder train` and pass --generative DIR")
-        encoder = _artifact_encoder(path, model, encoder)
+        encoder = _artifact_encoder(path, model, encoder) if with_encoder else None
         decoder = GenerativeDecoder.load(path, encoder=encoder, quantize=quantize, memory_bank=memory_bank, runtime=runtime)
         gen = GenerationConfig.load(config_file) if config_file else decoder.generation_config
         decoder.generation_config = gen.replace(**({"num_beams": num_beams} if num_beams else {}))
