@@ -3,9 +3,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from lightweight_decoder.cli import main
+from lightweight_decoder.errors import ConfigError
+from lightweight_decoder.threads import set_threads
 
 SMALL = ["--model", "all-MiniLM-L6-v2"]
 
@@ -36,6 +39,9 @@ def test_threads_option_and_environment_variable():
             assert report["torch_threads"] == report["blas_threads"] == 1
             bad = CliRunner().invoke(main, ["--threads", "0", "info"])
             assert bad.exit_code == 2 and "--threads" in bad.output
+            for wrong in (0, 1.5, True):
+                with pytest.raises(ConfigError, match="thread count must be an int >= 1"):
+                    set_threads(wrong)
         finally:
             torch.set_num_threads(before)
 
