@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CorruptArtifact, IncompatibleArtifact, InvalidInput
+from .errors import ConfigError, CorruptArtifact, IncompatibleArtifact, InvalidInput, ModelNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,12 @@ def load_decoder(kind: str, bank_path: str | None = None, generative_path: str |
 
     >>> decoder, encoder = load_decoder("phrase")   # doctest: +SKIP
     """
-    from .errors import ModelNotFound
     from .paths import default_paths
 
     if not with_encoder and (kind != "generative" or encoder is not None or model is not None):
-        from .errors import ConfigError
-
         raise ConfigError(f"with_encoder=False loads a generative decoder alone; the {kind} decoder needs its encoder"
                           if kind != "generative" else "with_encoder=False contradicts a given encoder or model")
     if runtime != "torch" and kind == "hybrid":
-        from .errors import ConfigError
-
         raise ConfigError(f"runtime={runtime!r}: the hybrid uses its generator's beams, samples and scores, which need the torch runtime")
     if runtime != "torch" and kind == "phrase":
         logger.warning("runtime=%s has no effect on the phrase decoder (it applies to the generative model)", runtime)
@@ -126,7 +121,6 @@ def _memory_bank_path(generative_path: str | None) -> Path | None:
 
 def load_screen(path: str | None, encoder: Any) -> Any:
     """The screen at ``path`` (it must fit the encoder), else the shipped one if it fits, else None."""
-    from .errors import ModelNotFound
     from .paths import default_paths
     from .screen import EmbeddingScreen
 
