@@ -34,9 +34,10 @@ def test_fast_path_returns_bank_sentences(bank, generator, small_encoder):
 def test_correction_improves_monotonically_and_reports_exact_cosine(bank, generator, small_encoder):
     target_text = "The river flooded the town after three days of heavy rain."
     target = small_encoder.encode(target_text)
-    # judged by cosine alone, the cosine can only rise (with a fluency term, the merit rises and the cosine may trade)
+    # judged by cosine alone, the cosine can only rise (with a fluency term, the merit rises and the cosine may trade);
+    # no time limit, so the encoder-call budget alone bounds the work and the result does not depend on the machine
     hybrid = HybridDecoder(PhraseBankDecoder(bank), generator, small_encoder,
-                           HybridConfig(num_steps=20, edits_per_step=300, max_encoder_calls=30, max_seconds=60, fluency_weight=0.0))
+                           HybridConfig(num_steps=20, edits_per_step=300, max_encoder_calls=30, max_seconds=None, fluency_weight=0.0))
     result = hybrid.generate(target)
     trace = result.details["cosine_per_step"]
     bank_best = bank.search(target, 1)[0][0].score
