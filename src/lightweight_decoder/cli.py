@@ -74,7 +74,7 @@ def _setup_logging(verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log progress and details to stderr.")
 @click.option("--threads", type=click.IntRange(min=1), envvar="LIGHTWEIGHT_DECODER_THREADS", show_envvar=True,
               help="CPU threads for torch and for NumPy's BLAS (default: one per core). 1 is faster when other programs keep "
-                   "the cores busy (generation 2-3x in bench/threads.py); alone, one per core is faster at batch 64.")
+                   "the cores busy (generation 1.1-2.5x faster in bench/threads.py); alone, one per core is faster at batch 64.")
 def main(verbose: bool, threads: int | None) -> None:
     """Turn sentence embeddings back into text, on a CPU.
 
