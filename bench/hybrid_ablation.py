@@ -1,7 +1,7 @@
 """What the hybrid's correction gains from the screen, its word suggestions and the fluency term, one at a time.
 
     python bench/hybrid_ablation.py [--limit 40] [--offset 500] [--steps 3] [--edits-per-step 16]
-                                    [--fluency-weight 0.05] [--files dialogue_dev wikipedia_dev]
+                                    [--fluency-weight 0.05] [--files dialogue_dev wikipedia_dev] [--out hybrid_ablation]
 
 Five hybrids on the same sentences (lines offset.. of each dev file, not the ones bench/hybrid.py reports), with
 no time limit, so the texts do not depend on the machine's speed: the pool, then ``--steps`` correction rounds
@@ -9,7 +9,7 @@ that each re-encode ``--edits-per-step`` edits, chosen either at random or by th
 judged either by cosine alone or by cosine + fluency weight x the generator's mean token log-probability; the
 edits place words from the pool only, except in the fifth (the default), where they also place the words the screen
 suggests for the current best (``screen_words``, 32).
-Writes bench/results/hybrid_ablation.json.
+Writes bench/results/hybrid_ablation.json (``--out`` names another file).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--edits-per-step", type=int, default=16, help="edits re-encoded per round")
     parser.add_argument("--fluency-weight", type=float, default=0.05, help="the fluency weight of the variants that use one")
     parser.add_argument("--files", nargs="+", default=["dialogue_dev", "wikipedia_dev"])
+    parser.add_argument("--out", default="hybrid_ablation", help="results file name under bench/results (no .json)")
     args = parser.parse_args()
 
     from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder
@@ -51,8 +52,8 @@ def main() -> None:
             rows.append({"file": f"{name}.txt", "edits": edits, "judged_by": f"cosine + {weight} x log-likelihood" if weight else "cosine",
                          **summarize(list(roundtrip(texts, encoder, hybrid.decode, vectors=targets)))})
             print(rows[-1], flush=True)
-    path = write_result("hybrid_ablation", {"command": command(), "machine": machine(), "limit": args.limit, "offset": args.offset,
-                                            "steps": args.steps, "edits_per_step": args.edits_per_step, "results": rows})
+    path = write_result(args.out, {"command": command(), "machine": machine(), "limit": args.limit, "offset": args.offset,
+                                   "steps": args.steps, "edits_per_step": args.edits_per_step, "results": rows})
     print(f"wrote {path}")
 
 
