@@ -48,6 +48,7 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid.py --limit 20 --max-seconds 1
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_ablation.py
 	HF_HUB_OFFLINE=1 $(PY) bench/hybrid_pool.py
+	HF_HUB_OFFLINE=1 $(PY) bench/approximate_scores.py
 	HF_HUB_OFFLINE=1 $(PY) bench/leakage.py
 	HF_HUB_OFFLINE=1 $(PY) bench/service.py
 	HF_HUB_OFFLINE=1 $(PY) bench/threads.py

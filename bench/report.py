@@ -224,6 +224,22 @@ def hybrid_pool_section(res: dict) -> list[str]:
                markdown_table(picks, list(picks[0])), ""))
 
 
+def approximate_scores_section(res: dict) -> list[str]:
+    margins = res["margins"]
+    h = res["hybrid_in_bank"]
+    return _table_section(
+        "### A compressed bank's approximate scores and the hybrid's fast path",
+        f"`{res['command']}`: the bank's top {res['k']} hits of each query re-encoded; gap is the exact cosine minus the "
+        f"bank's approximate score. The hybrid judges a compressed bank's best hits first only when the best approximate "
+        f"score is within a margin ({res['margin']:g} in this run) of tau ({res['tau']:g}); outside_<m> counts the queries "
+        f"whose best hit reaches tau but scores below tau - m (they miss that early judging), judged_first_<m> the share of "
+        f"queries judged first at margin m. {_machine(res['machine'])}.",
+        res["results"], ["queries", "n", "gap_mean", "gap_sd", "gap_p99", "gap_max", "best_hits_reaching_tau",
+                         "lowest_approx_of_those", *(f"outside_{m:g}" for m in margins), *(f"judged_first_{m:g}" for m in margins)],
+        after=(f"The hybrid with its defaults (margin {res['margin']:g}, 1 s budget) on the first {h['n']} in-bank queries: "
+               f"exact match {h['exact_match']:.0%}, fast path {h['fast_path']:.0%}, {h['ms_per_sentence']:.0f} ms a sentence.", ""))
+
+
 def leakage_section(res: dict) -> list[str]:
     return _table_section(
         "## What an embedding leaks: names and numbers",
@@ -376,6 +392,8 @@ def main() -> None:
         lines += hybrid_ablation_section(abl)
     if (pool := _load("hybrid_pool")) is not None:
         lines += hybrid_pool_section(pool)
+    if (approx := _load("approximate_scores")) is not None:
+        lines += approximate_scores_section(approx)
     if (leak := _load("leakage")) is not None:
         lines += leakage_section(leak)
     if (thr := _load("threads")) is not None:
