@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lightweight_decoder.decoders import PhraseBankDecoder
-from lightweight_decoder.decoders.hybrid import HybridConfig, HybridDecoder, propose_edits
+from lightweight_decoder.decoders.hybrid import _APPROXIMATE_MARGIN, HybridConfig, HybridDecoder, propose_edits
 from lightweight_decoder.errors import ConfigError, IncompatibleArtifact
 from lightweight_decoder.phrasebank import PhraseBank
 
@@ -298,6 +298,26 @@ def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(s
     assert fast.score == pytest.approx(1.0, abs=2e-3) and len(recorder.seen) == hybrid.config.judge_k
 
 
+
+def test_a_bank_sentence_that_its_compressed_index_scores_low_still_takes_the_fast_path(small_encoder):
+    """PQ codes can score a sentence the bank holds far below its exact cosine of 1 (the shipped bank: as low as 0.68,
+    bench/approximate_scores.py); the margin keeps such a hit judged first, so it comes back by the fast path."""
+    from lightweight_decoder.config import PhraseBankConfig
+
+    texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
+    vectors = small_encoder.encode(texts)
+    approximate = PhraseBank.from_vectors(texts, vectors, encoder_name=small_encoder.name,
+                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    cfg = HybridConfig(num_steps=0, num_beams=2, num_samples=0, max_seconds=None)
+    scores = [approximate.search(v, 1)[0][0].score for v in vectors]
+    low = [i for i, score in enumerate(scores) if score < cfg.tau - 0.15]  # judged after the generator at the old margin
+    assert low  # the case this test is about (PQ16x4 scores some of these 20 sentences below 0.82 against themselves)
+    double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.")
+    hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, _RecordingEncoderDouble(small_encoder), cfg)
+    for i in low:
+        result = hybrid.generate(vectors[i])
+        assert (result.details["route"], result.text) == ("fast_path", texts[i]), (scores[i], result.details["route"])
+
 def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(small_encoder):
     """A compressed bank's approximate best far below tau is not re-encoded first: the generator's greedy output and
     beams are, in one call, and the bank's hits follow in the last batch. A bank whose best could reach tau is judged
@@ -312,7 +332,7 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
     double.query = target
     cfg = HybridConfig(num_steps=0, num_beams=2, num_samples=0, max_seconds=60)
     hits = [hit.text for hit in approximate.search(target, cfg.bank_k)[0]]
-    assert approximate.search(target, 1)[0][0].score < cfg.tau - 0.15  # the case this test is about
+    assert approximate.search(target, 1)[0][0].score < cfg.tau - _APPROXIMATE_MARGIN  # the case this test is about
     recorder = _RecordingEncoderDouble(small_encoder)
     hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg)
     hybrid.generate(target)
@@ -329,7 +349,7 @@ def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(
 
     first = small_encoder.encode(hits[:cfg.judge_k], precision=cfg.judge_precision)  # as the judge encodes them
     tau = float(max(first @ target)) - 1e-4  # the judged best reaches it
-    assert approximate.search(target, 1)[0][0].score >= tau - 0.15
+    assert approximate.search(target, 1)[0][0].score >= tau - _APPROXIMATE_MARGIN
     recorder = _RecordingEncoderDouble(small_encoder)
     near = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg.replace(tau=tau))
     assert near.generate(target).details["route"] == "fast_path" and recorder.seen == hits[:cfg.judge_k]
