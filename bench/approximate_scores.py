@@ -26,12 +26,11 @@ import numpy as np
 from _common import REPO, command, dev_files, dev_sentences, machine, write_result
 
 
-def _gaps(bank, encoder, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per query's top-``k`` hits: approximate scores and exact cosines, both ``[n_queries, k]``."""
-    vectors = encoder.encode(queries, precision="auto")
+def _gaps(bank, encoder, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query vector's top-``k`` hits: approximate scores and exact cosines, both ``[n_queries, k]``."""
     hits = bank.search(vectors, k=k)
     texts = [h.text for row in hits for h in row]
-    exact_vectors = encoder.encode(texts, precision="auto").reshape(len(queries), k, -1)
+    exact_vectors = encoder.encode(texts, precision="auto").reshape(len(vectors), k, -1)
     approx = np.array([[h.score for h in row] for row in hits], dtype=np.float32)
     exact = np.einsum("qkd,qd->qk", exact_vectors, vectors)
     return approx, exact
@@ -68,21 +67,24 @@ def main() -> None:
     encoder = TextEncoder(bank.encoder_name)
     tau = HybridConfig().tau
     margins = args.margins or sorted({_APPROXIMATE_MARGIN, 0.15, 0.2, 0.25, 0.3})
-    sets = [(path.name, dev_sentences(path.name, n=args.limit)) for path in dev_files()]
     rng = np.random.default_rng(args.seed)
-    sets.append(("in the bank", [bank.texts[i] for i in rng.choice(len(bank.texts), size=args.in_bank, replace=False)]))
+    in_bank = [bank.texts[i] for i in rng.choice(len(bank.texts), size=args.in_bank, replace=False)]
+    in_bank_vectors = encoder.encode(in_bank, precision="auto")
+    sets = [(path.name, encoder.encode(dev_sentences(path.name, n=args.limit), precision="auto")) for path in dev_files()]
+    sets.append(("in the bank", in_bank_vectors))
     rows = []
-    for name, queries in sets:
-        approx, exact = _gaps(bank, encoder, queries, args.k)
+    for name, vectors in sets:
+        approx, exact = _gaps(bank, encoder, vectors, args.k)
         rows.append(_summary(name, approx, exact, tau, margins))
         print(rows[-1], flush=True)
     # end to end: the hybrid with its defaults (its margin, a 1 s budget) on the first in-bank queries
     from lightweight_decoder.loading import load_decoder
+    from lightweight_decoder.quality import exact_match
 
     hybrid, _ = load_decoder("hybrid", encoder=encoder)
-    texts = queries[: args.hybrid]  # the in-bank set, the last one built above
-    results = [hybrid.generate(v) for v in encoder.encode(texts, precision="auto")]
-    end_to_end = {"n": len(texts), "exact_match": round(sum(r.text == t for r, t in zip(results, texts)) / max(1, len(texts)), 4),
+    texts = in_bank[: args.hybrid]
+    results = [hybrid.generate(v) for v in in_bank_vectors[: args.hybrid]]
+    end_to_end = {"n": len(texts), "exact_match": round(sum(exact_match(r.text, t) for r, t in zip(results, texts)) / max(1, len(texts)), 4),
                   "fast_path": round(sum(r.details["route"] == "fast_path" for r in results) / max(1, len(texts)), 4),
                   "ms_per_sentence": round(float(np.mean([r.timings["total_ms"] for r in results])), 1)}
     print(end_to_end, flush=True)

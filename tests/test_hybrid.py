@@ -269,11 +269,20 @@ class _RecordingEncoderDouble:
         return self.inner.token_lengths(texts)
 
 
-def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(small_encoder):
+def _pq_bank(encoder):
+    """The bank texts (and two more), their vectors, and a bank of them that keeps only PQ16x4 codes (approximate scores)."""
     from lightweight_decoder.config import PhraseBankConfig
 
     texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
-    vectors = small_encoder.encode(texts)
+    vectors = encoder.encode(texts)
+    return texts, vectors, PhraseBank.from_vectors(texts, vectors, encoder_name=encoder.name,
+                                                   config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+
+
+def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(small_encoder):
+    from lightweight_decoder.config import PhraseBankConfig
+
+    texts, vectors, approximate = _pq_bank(small_encoder)
     target = small_encoder.encode("The river flooded the town after three days of heavy rain.")
     double = _GeneratorDouble(small_encoder.dimension, first="A dog barked loudly.", other="A cat sat.")
     cfg = HybridConfig(num_steps=3, num_beams=2, num_samples=0, max_seconds=60)
@@ -284,8 +293,6 @@ def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(s
     assert not set(recorder.seen) & set(texts) and result.details["bank_score"] == pytest.approx(exact.search(target, 1)[0][0].score)
     assert len(recorder.seen) == len(set(recorder.seen))  # nothing judged twice
 
-    approximate = PhraseBank.from_vectors(texts, vectors, encoder_name=small_encoder.name,
-                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
     recorder = _RecordingEncoderDouble(small_encoder)
     hybrid = HybridDecoder(PhraseBankDecoder(approximate), double, recorder, cfg)
     result = hybrid.generate(target)
@@ -298,16 +305,10 @@ def test_an_exact_bank_costs_no_encoding_and_an_approximate_one_is_judged_once(s
     assert fast.score == pytest.approx(1.0, abs=2e-3) and len(recorder.seen) == hybrid.config.judge_k
 
 
-
 def test_a_bank_sentence_that_its_compressed_index_scores_low_still_takes_the_fast_path(small_encoder):
     """PQ codes can score a sentence the bank holds far below its exact cosine of 1 (the shipped bank: as low as 0.68,
     bench/approximate_scores.py); the margin keeps such a hit judged first, so it comes back by the fast path."""
-    from lightweight_decoder.config import PhraseBankConfig
-
-    texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
-    vectors = small_encoder.encode(texts)
-    approximate = PhraseBank.from_vectors(texts, vectors, encoder_name=small_encoder.name,
-                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    texts, vectors, approximate = _pq_bank(small_encoder)
     cfg = HybridConfig(num_steps=0, num_beams=2, num_samples=0, max_seconds=None)
     scores = [approximate.search(v, 1)[0][0].score for v in vectors]
     low = [i for i, score in enumerate(scores) if score < cfg.tau - 0.15]  # judged after the generator at the old margin
@@ -318,15 +319,12 @@ def test_a_bank_sentence_that_its_compressed_index_scores_low_still_takes_the_fa
         result = hybrid.generate(vectors[i])
         assert (result.details["route"], result.text) == ("fast_path", texts[i]), (scores[i], result.details["route"])
 
+
 def test_the_generator_is_judged_before_a_compressed_bank_that_cannot_reach_tau(small_encoder):
     """A compressed bank's approximate best far below tau is not re-encoded first: the generator's greedy output and
     beams are, in one call, and the bank's hits follow in the last batch. A bank whose best could reach tau is judged
     first, for the fast path."""
-    from lightweight_decoder.config import PhraseBankConfig
-
-    texts = BANK_TEXTS + ["A quiet town.", "The village was small."]
-    approximate = PhraseBank.from_vectors(texts, small_encoder.encode(texts), encoder_name=small_encoder.name,
-                                          config=PhraseBankConfig(index_factory="PQ16x4", vector_dtype="none"))
+    _, _, approximate = _pq_bank(small_encoder)
     target = small_encoder.encode("Completely unrelated words about astronomy and telescopes.")
     double = _GeneratorDouble(small_encoder.dimension, first="Telescopes watch the stars.", other="A cat sat.")
     double.query = target
