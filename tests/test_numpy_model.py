@@ -68,6 +68,19 @@ def test_logits_match_the_torch_model_step_by_step(tmp_path, conditioning):
         np.testing.assert_allclose(twin.step(tokens[:, t], np_cache, np_state), expected_steps[t], atol=2e-4, rtol=1e-4)
 
 
+def test_the_numpy_runtime_holds_each_weight_once(tmp_path):
+    """The tied input/output matrix is the largest weight (the vocabulary times the width): one copy serves both."""
+    model = _random_model(cond_inject=True, cond_adaln=True)
+    twin = _numpy_twin(model, tmp_path)
+    held = [a for a in vars(twin).values() if isinstance(a, np.ndarray)]
+    held += [a for group in (twin.prefix, twin.adaln, *twin.blocks) for a in group]
+    rotary = twin.cos.nbytes + twin.sin.nbytes
+    # every parameter once in fp32, but bow_bias (a training loss's, not read at inference)
+    assert sum(a.nbytes for a in held) - rotary == 4 * (model.num_parameters() - model.config.vocab_size)
+    # a token's input embedding is its column of the output layer
+    np.testing.assert_array_equal(twin.head[:, 7], model.tok_emb.weight[7].detach().numpy())
+
+
 @pytest.mark.parametrize("settings", [dict(), dict(repetition_penalty=1.3), dict(no_repeat_ngram_size=2, max_new_tokens=12)])
 def test_greedy_text_and_scores_match_the_torch_runtime(tmp_path, settings):
     model = _random_model(cond_inject=True)

@@ -82,7 +82,9 @@ class NumpyPrefixLM:
         def t(name: str) -> np.ndarray:  # x @ W.T as x @ (a contiguous W.T)
             return np.ascontiguousarray(w[name].T)
 
-        self.tok_emb, self.head = w["tok_emb.weight"], t("tok_emb.weight")
+        # the tied matrix is kept once, laid out for the output layer's product (the hot one at every step);
+        # a token's input embedding is a column of it
+        self.head = t("tok_emb.weight")
         self.norm = w["norm.weight"]
         self.prefix = (t("prefix.net.0.weight"), w["prefix.net.0.bias"], t("prefix.net.2.weight"), w["prefix.net.2.bias"])
         self.cond_proj = t("cond_proj.weight") if config.cond_inject else None
@@ -132,7 +134,8 @@ class NumpyPrefixLM:
         w1, b1, w2, b2 = self.prefix
         B, C, H = len(cond), mc.d_model, mc.n_head
         prefix = (_gelu(cond * np.float32(math.sqrt(cond.shape[-1])) @ w1 + b1) @ w2 + b2).reshape(B, mc.prefix_len, C)
-        bos = np.broadcast_to(self.tok_emb[mc.bos_id], (B, C)) if inject is None else self.tok_emb[mc.bos_id] + inject
+        bos_emb = self.head[:, mc.bos_id]
+        bos = np.broadcast_to(bos_emb, (B, C)) if inject is None else bos_emb + inject
         x = np.concatenate([prefix, bos[:, None]], axis=1)  # (B, P+1, C)
         T, hd = x.shape[1], C // H
         cache = NumpyCache(np.zeros((mc.n_layer, B, H, T + steps, hd), np.float32), np.zeros((mc.n_layer, B, H, T + steps, hd), np.float32), T)
@@ -157,7 +160,9 @@ class NumpyPrefixLM:
             raise ValueError(f"the cache has room for {cache.keys.shape[3]} positions")
         B, C, H = len(tokens), mc.d_model, mc.n_head
         hd = C // H
-        x = self.tok_emb[tokens] if inject is None else self.tok_emb[tokens] + inject
+        x = self.head[:, tokens].T  # (B, C): the tokens' input embeddings
+        if inject is not None:
+            x = x + inject
         cos, sin = self.cos[position], self.sin[position]
         for i, (norm1, qkv_w, proj, norm2, gate_up, down) in enumerate(self.blocks):
             h = _modulate(_rms(x, norm1), mods, i, 0)
