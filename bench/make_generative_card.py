@@ -21,6 +21,12 @@ def _history(t: dict) -> list[str]:
     """Earlier runs this model was initialised from (``train --init``), newest first."""
     rows, run = [], t.get("initialised_from")
     while run:
+        if "averaged_from" in run:  # a mean (`average`): the chain goes on through its source with the longest history
+            parts = " + ".join(f"{s.get('path', '?')} ({s['weight']:.2g})" for s in run["averaged_from"])
+            rows.append({"from": f"{run.get('path')}: the mean of {parts}", "steps": "-", "tokens_seen": "-", "train_texts": "-",
+                         "minutes": "-", "precision": "-"})
+            run = max(run["averaged_from"], key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
+            continue
         rows.append({"from": run.get("path"), "steps": run.get("steps"), "tokens_seen": run.get("tokens_seen"),
                      "train_texts": run.get("train_texts"), "minutes": round(run.get("train_seconds", 0) / 60),
                      "precision": run.get("precision", "bf16")})
@@ -30,6 +36,16 @@ def _history(t: dict) -> list[str]:
     return ["", f"It continued from an earlier model (`--init`); {t.get('cumulative_steps', t['steps']):,} steps in all. "
             "Earlier runs, newest first:", "",
             markdown_table(rows, ["from", "steps", "tokens_seen", "train_texts", "minutes", "precision"])]
+
+
+def _averaged(sources: list[dict]) -> list[str]:
+    """The decoders whose weights were averaged into this one, each with its weight and training history."""
+    if not sources:
+        return []
+    rows = [{"source": s.get("path", "-"), "weight": s["weight"], "steps in all": s.get("cumulative_steps", s.get("steps")),
+             "its last run's data": _data(s) if "data" in s or "train_texts" in s else "-"} for s in sources]
+    return ["", "Its weights are then the mean of these decoders' (`lightweight-decoder average`, in the command above):", "",
+            markdown_table(rows, list(rows[0]))]
 
 
 def _decay(train_config: dict) -> str:
@@ -113,6 +129,9 @@ def main() -> None:
 
     meta = json.loads((MODEL / "config.json").read_text())
     m, t, mem = meta["model"], meta["metadata"], meta.get("memory", {})
+    sources = t.get("averaged_from", [])
+    if sources:  # `lightweight-decoder average`: the training rows describe the latest run that went into the mean
+        t = max(sources, key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
     log = [json.loads(line) for line in (MODEL / "train_log.jsonl").read_text().splitlines()]
     bench = json.loads((RESULTS / "generative.json").read_text())
     changed = changed_generation(meta.get("generation", {}))
@@ -155,6 +174,8 @@ def main() -> None:
         f"| wall time | {t['train_seconds'] / 60:.0f} minutes of training on a 2-core CPU ({t.get('precision', 'bf16')}"
         + (f", {t['threads']} thread{'s' if t['threads'] > 1 else ''}" if "threads" in t else "") + ") |",
         f"| on disk | {sum(p.stat().st_size for p in MODEL.iterdir() if p.is_file()) / 2**20:.1f} MB |",
+        *([f"| weights | the weighted mean of {len(sources)} decoders' weights (`lightweight-decoder average`, see below); "
+           "the training rows above are the latest run's that went into it |"] if sources else []),
         "",
         "## How it was built",
         "",
@@ -163,10 +184,13 @@ def main() -> None:
         "```",
         *_history(t),
         "",
-        "then `decoder/` of the training folder was copied here with its `train_log.jsonl`"
-        + (" (after the logs of the earlier runs)" if t.get("initialised_from") else "") + ". The training folder "
-        "also holds `checkpoint/` (model and optimizer state), so the same command with a larger `--steps` "
-        "continues training where it stopped.",
+        ("then `lightweight-decoder average` wrote the mean here, and the latest run's `train_log.jsonl` was appended to the "
+         "logs of the earlier runs" if sources else
+         "then `decoder/` of the training folder was copied here with its `train_log.jsonl`"
+         + (" (after the logs of the earlier runs)" if t.get("initialised_from") else ""))
+        + ". The training folder also holds `checkpoint/` (model and optimizer state), so the same `train` command with a "
+        "larger `--steps` continues training where it stopped.",
+        *_averaged(sources),
         *set_defaults,
         "",
         "## Measured",

@@ -301,6 +301,15 @@ def weight_storage_section(res: dict) -> list[str]:
         res["results"], ["file", "n", "same_text", "bleu_fp32", "bleu_fp16"])
 
 
+def averaging_section(res: dict) -> list[str]:
+    return _table_section(
+        "### Averaging decoders' weights",
+        f"`{res['command']}`: each decoder's nll (nats per token of the true sentence given its embedding) on the first "
+        f"{res['n']} lines of {res['file']}; averaged_from: the folders `lightweight-decoder average` took the mean of, "
+        f"with their weights. {_machine(res['machine'])}.",
+        res["rows"], ["decoder", "averaged_from", "steps_in_all", "nll"])
+
+
 def service_section(res: dict) -> list[str]:
     return _table_section(
         "## HTTP service",
@@ -378,6 +387,8 @@ def main() -> None:
         lines += generative_section(gen)
     if (stored := _load("weight_storage")) is not None:
         lines += weight_storage_section(stored)
+    if (avg := _load("averaging")) is not None:
+        lines += averaging_section(avg)
     if (dec := _load("decoding")) is not None:
         lines += decoding_section(dec)
     if (comp := _load("compressed_vectors")) is not None:

@@ -453,3 +453,71 @@ def test_generation_defaults_change_only_the_config(trained, small_encoder, tmp_
     result = CliRunner().invoke(main, ["generation-defaults", str(folder), "--config", str(tmp_path / "broken.json")])
     assert result.exit_code != 0 and "is not JSON" in result.output, result.output
     assert GenerativeDecoder.load(folder).generation_config == cfg  # a refused change leaves the folder as it was
+
+
+def test_averaging_decoders_takes_the_weighted_mean_of_every_parameter(trained, small_encoder, tmp_path):
+    from click.testing import CliRunner
+
+    from lightweight_decoder.cli import main
+    from lightweight_decoder.decoders.generative import average_decoders
+    from lightweight_decoder.errors import InvalidInput
+
+    out, _ = trained
+    a = GenerativeDecoder.load(out / "decoder")
+    b = GenerativeDecoder.load(out / "decoder")
+    with torch.no_grad():  # a second model near the first, as a continued run would be
+        for p in b.model.parameters():
+            p.add_(torch.randn_like(p) * 0.01)
+    b.metadata["cumulative_steps"] = 900
+    b.save(tmp_path / "b")
+    soup = average_decoders([out / "decoder", tmp_path / "b"], [1, 3])
+    sa, sb, ss = a.model.state_dict(), b.model.state_dict(), soup.model.state_dict()
+    assert set(ss) == set(sa)
+    for key in sa:
+        assert torch.allclose(ss[key], 0.25 * sa[key] + 0.75 * sb[key], atol=1e-6), key
+    assert [s["weight"] for s in soup.metadata["averaged_from"]] == [0.25, 0.75]
+    assert soup.metadata["averaged_from"][0]["path"] == str(out / "decoder")
+    assert soup.metadata["cumulative_steps"] == 900  # the longest history that went in
+    assert soup.generation_config == a.generation_config
+    # the sources are left as they were, and a decoder averaged with itself is itself
+    assert all(torch.equal(GenerativeDecoder.load(tmp_path / "b").model.state_dict()[k], sb[k]) for k in sb)
+    same = average_decoders([a, a])
+    q = small_encoder.encode(BANK_TEXTS[:4])
+    assert all(torch.equal(same.model.state_dict()[k], sa[k]) for k in sa)
+    assert same.decode(q) == a.decode(q)
+
+    # the command writes a loadable folder that records its sources
+    result = CliRunner().invoke(main, ["average", str(out / "decoder"), str(tmp_path / "b"), "--weight", "1", "--weight", "3",
+                                       "--out", str(tmp_path / "soup")])
+    assert result.exit_code == 0, result.output
+    assert [s["weight"] for s in json.loads(result.output)["sources"]] == [0.25, 0.75]
+    loaded = GenerativeDecoder.load(tmp_path / "soup", encoder=small_encoder)
+    assert all(torch.allclose(loaded.model.state_dict()[k], ss[k]) for k in ss)
+    meta = json.loads((tmp_path / "soup" / "config.json").read_text())["metadata"]
+    assert [s["path"] for s in meta["averaged_from"]] == [str(out / "decoder"), str(tmp_path / "b")]
+
+    # what cannot be averaged is named
+    with pytest.raises(InvalidInput, match="at least two"):
+        average_decoders([a])
+    for weights, message in (([1], "1 weights for 2 decoders"), ([1, -1], "non-negative"), ([0, 0], "not all zero"),
+                             ([1, float("nan")], "finite")):
+        with pytest.raises(InvalidInput, match=message):
+            average_decoders([a, b], weights)
+    shape = {k: v for k, v in a.model.config.to_dict().items() if k != "embedding_dim"}
+    wider = create_generative_decoder("tiny", small_encoder.dimension, encoder_name=small_encoder.name, tokenizer=a.tokenizer,
+                                      **{**shape, "d_ff": a.model.config.d_ff * 2})
+    with pytest.raises(IncompatibleArtifact, match="d_ff"):
+        average_decoders([a, wider])
+    retokenized = create_generative_decoder("tiny", small_encoder.dimension, encoder_name=small_encoder.name,
+                                            texts=["other words entirely"] * 10, **shape)
+    with pytest.raises(IncompatibleArtifact, match="another tokenizer"):
+        average_decoders([a, retokenized])
+    other_encoder = create_generative_decoder("tiny", small_encoder.dimension, encoder_name="some-other-encoder",
+                                              tokenizer=a.tokenizer, **shape)
+    with pytest.raises(IncompatibleArtifact, match="some-other-encoder"):
+        average_decoders([a, other_encoder])
+    for args, message in (([str(out / "decoder")], "at least two"),
+                          ([str(out / "decoder"), str(tmp_path / "b"), "--weight", "1"], "1 weights for 2 folders")):
+        result = CliRunner().invoke(main, ["average", *args, "--out", str(tmp_path / "bad")])
+        assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "bad").exists()

@@ -792,6 +792,37 @@ def generation_defaults(folder: str, config_file: str | None, settings: tuple[st
     _emit_json(set_generation_defaults(folder, **fields).to_dict())
 
 
+@main.command("average")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Decoder folder to write (replaced atomically).")
+@click.option("--weight", "weights", multiple=True, type=float,
+              help="One per FOLDER, in order (normalised to sum to 1); default: equal.")
+@click.option("--weights-format", type=click.Choice(list(WEIGHT_FORMATS)), default="fp32", show_default=True,
+              help="How model.safetensors stores the averaged weights (as train's --weights).")
+def average(folders: tuple[str, ...], out: str, weights: tuple[float, ...], weights_format: str) -> None:
+    """Average generative decoders' weights into one decoder (a "model soup").
+
+    The decoders must share encoder, shapes and tokenizer, and a training history: e.g. a model and its
+    continuation by `train --init`. The result decodes with the first folder's generation defaults; its
+    config.json records each source and weight. Compare it with its sources (`eval`) before using it.
+
+    \b
+    Example:
+      lightweight-decoder average run-10/decoder run-11/decoder --out soup
+      lightweight-decoder average old new --weight 1 --weight 3 --out soup
+    """
+    from .decoders.generative import average_decoders
+
+    if len(folders) < 2:
+        raise click.UsageError(f"give at least two decoder folders to average, got {len(folders)}")
+    if weights and len(weights) != len(folders):
+        raise click.BadParameter(f"{len(weights)} weights for {len(folders)} folders: give one per folder, or none", param_hint="--weight")
+    decoder = average_decoders(list(folders), list(weights) if weights else None)
+    decoder.save(out, weights=weights_format)
+    _emit_json({"out": out, "parameters": decoder.num_parameters,
+                "sources": [{"path": s.get("path"), "weight": s["weight"]} for s in decoder.metadata["averaged_from"]]})
+
+
 @main.command("tune")
 @click.option("-i", "--input", "input_file", required=True, type=click.Path(exists=True, dir_okay=False), help="Dev sentences, one per line.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Dev sentences per evaluation.")

@@ -5,7 +5,7 @@ from .phrase import PhraseBankDecoder
 
 
 def __getattr__(name: str):  # the generative and hybrid decoders import torch: load them on first use
-    if name in ("GenerativeDecoder", "create_generative_decoder"):
+    if name in ("GenerativeDecoder", "average_decoders", "create_generative_decoder"):
         from . import generative
 
         return getattr(generative, name)
@@ -16,5 +16,5 @@ def __getattr__(name: str):  # the generative and hybrid decoders import torch: 
     raise AttributeError(f"module 'lightweight_decoder.decoders' has no attribute {name!r}")
 
 
-__all__ = ["Candidate", "DecodeResult", "Decoder", "PhraseBankDecoder", "GenerativeDecoder", "create_generative_decoder",
-           "HybridDecoder", "HybridConfig"]
+__all__ = ["Candidate", "DecodeResult", "Decoder", "PhraseBankDecoder", "GenerativeDecoder", "average_decoders",
+           "create_generative_decoder", "HybridDecoder", "HybridConfig"]

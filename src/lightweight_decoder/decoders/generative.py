@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..numpy_model import NumpyPrefixLM
     from ..phrasebank import PhraseBank
 
-__all__ = ["GenerativeDecoder", "create_generative_decoder", "set_generation_defaults"]
+__all__ = ["GenerativeDecoder", "average_decoders", "create_generative_decoder", "set_generation_defaults"]
 
 FORMAT_VERSION = 1
 
@@ -331,6 +331,79 @@ def set_generation_defaults(path: str | os.PathLike[str], **fields: Any) -> Gene
         config = config.replace(**fields)
         _atomic.write_json(path / "config.json", {**meta, "generation": config.to_dict()})
     return config
+
+
+def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]",
+                     weights: "list[float] | None" = None) -> GenerativeDecoder:
+    """A decoder whose every parameter is the weighted mean of the ``sources``' (folders or loaded decoders).
+
+    Models that share their training history (one continued from the other with ``train --init``, or both from
+    one model) can average into a model better than either ("model soups", Wortsman et al. 2022): the README
+    measures the mean of the shipped generator's last two runs against each. Models trained from different
+    initialisations are not expected to: their hidden units need not line up.
+
+    The sources must be float decoders of the torch runtime with the same encoder, model config, tokenizer and
+    memory settings, or this raises :class:`IncompatibleArtifact` naming the difference. ``weights`` (default:
+    equal) must be finite, non-negative and not all zero; they are normalised to sum to 1. The result decodes
+    with the first source's generation defaults, and its ``metadata["averaged_from"]`` records each source's
+    path (when given as a folder), weight and metadata.
+    """
+    import copy
+
+    import torch
+
+    if len(sources) < 2:
+        raise InvalidInput(f"averaging needs at least two decoders, got {len(sources)}")
+    if weights is None:
+        weights = [1.0] * len(sources)
+    if len(weights) != len(sources):
+        raise InvalidInput(f"{len(weights)} weights for {len(sources)} decoders")
+    try:
+        values = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        values = [math.nan]
+    if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
+        raise InvalidInput(f"weights must be finite, non-negative and not all zero, got {list(weights)}")
+    shares = [w / sum(values) for w in values]
+    decoders = [source if isinstance(source, GenerativeDecoder) else GenerativeDecoder.load(source) for source in sources]
+    names = [str(source) if not isinstance(source, GenerativeDecoder) else f"decoder {i + 1}" for i, source in enumerate(sources)]
+    first = decoders[0]
+    for name, decoder in zip(names, decoders):
+        decoder._require_torch(f"averaging ({name})")
+        if decoder.quantization is not None:
+            raise ConfigError(f"{name} is quantized ({decoder.quantization}); average the float decoders it was loaded from")
+    for name, decoder in zip(names[1:], decoders[1:]):
+        if (decoder.encoder_name, decoder.embedding_dim) != (first.encoder_name, first.embedding_dim):
+            raise IncompatibleArtifact(f"{name} is for {decoder.encoder_name} ({decoder.embedding_dim}-D), "
+                                       f"{names[0]} for {first.encoder_name} ({first.embedding_dim}-D)")
+        ours, theirs = first.model.config.to_dict(), decoder.model.config.to_dict()
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        if differ:
+            raise IncompatibleArtifact(f"{name} and {names[0]} differ in model config: "
+                                       + ", ".join(f"{k} {theirs.get(k)!r} against {ours.get(k)!r}" for k in differ))
+        if decoder.tokenizer.to_str() != first.tokenizer.to_str():
+            raise IncompatibleArtifact(f"{name} has another tokenizer than {names[0]}: token ids would mean different words")
+        memory = [d.retriever.config.to_dict() if d.retriever is not None else None for d in (first, decoder)]
+        if memory[0] != memory[1]:
+            raise IncompatibleArtifact(f"{name} reads its memory slots with other settings than {names[0]}: {memory[1]} against {memory[0]}")
+    states = [decoder.model.state_dict() for decoder in decoders]
+    averaged = {}
+    for key, tensor in states[0].items():
+        if tensor.is_floating_point():
+            averaged[key] = sum(share * state[key].double() for share, state in zip(shares, states)).to(tensor.dtype)
+        elif not all(torch.equal(state[key], tensor) for state in states[1:]):
+            raise IncompatibleArtifact(f"the decoders' {key!r} (not a weight, so it cannot be averaged) differ")
+        else:
+            averaged[key] = tensor.clone()
+    model = copy.deepcopy(first.model)
+    model.load_state_dict(averaged)
+    metadata = {"averaged_from": [{**decoder.metadata, **({"path": name} if not isinstance(source, GenerativeDecoder) else {}),
+                                   "weight": share} for name, source, share, decoder in zip(names, sources, shares, decoders)]}
+    steps = [d.metadata.get("cumulative_steps", d.metadata.get("steps")) for d in decoders]
+    if all(isinstance(s, int) for s in steps):
+        metadata["cumulative_steps"] = max(steps)  # the longest history that went into the mean, for a later --init to count on
+    return GenerativeDecoder(model, first.tokenizer, encoder_name=first.encoder_name, generation_config=first.generation_config,
+                             metadata=metadata, retriever=first.retriever)
 
 
 def create_generative_decoder(preset: str = "small", embedding_dim: int = 768, *, encoder_name: str = "all-mpnet-base-v2",
