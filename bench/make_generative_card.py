@@ -17,6 +17,11 @@ from lightweight_decoder.quality import markdown_table
 MODEL = REPO / "models" / "default" / "generative"
 
 
+def _longest(sources: list[dict]) -> dict:
+    """Of the decoders a mean was taken of (``averaged_from``), the one with the longest training history."""
+    return max(sources, key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
+
+
 def _history(t: dict) -> list[str]:
     """Earlier runs this model was initialised from (``train --init``), newest first."""
     rows, run = [], t.get("initialised_from")
@@ -25,7 +30,7 @@ def _history(t: dict) -> list[str]:
             parts = " + ".join(f"{s.get('path', '?')} ({s['weight']:.2g})" for s in run["averaged_from"])
             rows.append({"from": f"{run.get('path')}: the mean of {parts}", "steps": "-", "tokens_seen": "-", "train_texts": "-",
                          "minutes": "-", "precision": "-"})
-            run = max(run["averaged_from"], key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
+            run = _longest(run["averaged_from"])
             continue
         rows.append({"from": run.get("path"), "steps": run.get("steps"), "tokens_seen": run.get("tokens_seen"),
                      "train_texts": run.get("train_texts"), "minutes": round(run.get("train_seconds", 0) / 60),
@@ -131,7 +136,7 @@ def main() -> None:
     m, t, mem = meta["model"], meta["metadata"], meta.get("memory", {})
     sources = t.get("averaged_from", [])
     if sources:  # `lightweight-decoder average`: the training rows describe the latest run that went into the mean
-        t = max(sources, key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
+        t = _longest(sources)
     log = [json.loads(line) for line in (MODEL / "train_log.jsonl").read_text().splitlines()]
     bench = json.loads((RESULTS / "generative.json").read_text())
     changed = changed_generation(meta.get("generation", {}))
