@@ -37,6 +37,7 @@ def main() -> None:
 
     from lightweight_decoder.decoders.generative import GenerativeDecoder
     from lightweight_decoder.encoder import TextEncoder
+    from lightweight_decoder.lineage import steps_in_all
     from lightweight_decoder.quality import likelihood
 
     texts = dev_sentences(args.file + ".txt", n=args.limit)
@@ -46,7 +47,7 @@ def main() -> None:
         decoder = GenerativeDecoder.load(folder)
         nll = likelihood(decoder, texts, vectors, mismatched=False)["nll"]
         rows.append({"decoder": name, "averaged_from": _sources(decoder.metadata),
-                     "steps_in_all": decoder.metadata.get("cumulative_steps", decoder.metadata.get("steps")), "nll": round(nll, 4)})
+                     "steps_in_all": steps_in_all(decoder.metadata), "nll": round(nll, 4)})
         print(f"{name:<28} {rows[-1]['nll']:.4f}  {rows[-1]['averaged_from']}", flush=True)
     write_result("averaging", {"command": command(), "machine": machine(), "file": args.file, "n": len(texts), "rows": rows})
 

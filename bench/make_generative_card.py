@@ -12,6 +12,7 @@ from pathlib import Path
 
 from _common import REPO, RESULTS, changed_generation, decoding_name, numpy_variant_note, speed_rows, speed_rss_text
 
+from lightweight_decoder.lineage import expand_runs, steps_in_all
 from lightweight_decoder.quality import markdown_table
 
 MODEL = REPO / "models" / "default" / "generative"
@@ -19,7 +20,7 @@ MODEL = REPO / "models" / "default" / "generative"
 
 def _longest(sources: list[dict]) -> dict:
     """Of the decoders a mean was taken of (``averaged_from``), the one with the longest training history."""
-    return max(sources, key=lambda s: s.get("cumulative_steps", s.get("steps", 0)))
+    return max(sources, key=lambda s: steps_in_all(s) or 0)
 
 
 def _history(t: dict) -> list[str]:
@@ -38,7 +39,7 @@ def _history(t: dict) -> list[str]:
         run = run.get("initialised_from")
     if not rows:
         return []
-    return ["", f"It continued from an earlier model (`--init`); {t.get('cumulative_steps', t['steps']):,} steps in all. "
+    return ["", f"It continued from an earlier model (`--init`); {steps_in_all(t):,} steps in all. "
             "Earlier runs, newest first:", "",
             markdown_table(rows, ["from", "steps", "tokens_seen", "train_texts", "minutes", "precision"])]
 
@@ -47,7 +48,7 @@ def _averaged(sources: list[dict]) -> list[str]:
     """The decoders whose weights were averaged into this one, each with its weight and training history."""
     if not sources:
         return []
-    rows = [{"source": s.get("path", "-"), "weight": s["weight"], "steps in all": s.get("cumulative_steps", s.get("steps")),
+    rows = [{"source": s.get("path", "-"), "weight": s["weight"], "steps in all": steps_in_all(s),
              "its last run's data": _data(s) if "data" in s or "train_texts" in s else "-"} for s in sources]
     return ["", "Its weights are then the mean of these decoders' (`lightweight-decoder average`, in the command above):", "",
             markdown_table(rows, list(rows[0]))]
@@ -133,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
 
     meta = json.loads((MODEL / "config.json").read_text())
-    m, t, mem = meta["model"], meta["metadata"], meta.get("memory", {})
+    m, t, mem = meta["model"], expand_runs(meta["metadata"]), meta.get("memory", {})
     sources = t.get("averaged_from", [])
     if sources:  # `lightweight-decoder average`: the training rows describe the latest run that went into the mean
         t = _longest(sources)

@@ -9,6 +9,7 @@ import json
 
 from _common import REPO, RESULTS, latency_columns, numpy_variant_note, rss_text, speed_rows, speed_rss_text
 
+from lightweight_decoder.lineage import steps_in_all
 from lightweight_decoder.quality import markdown_table
 
 OUT = REPO / "bench" / "README.md"
@@ -94,7 +95,7 @@ def generative_section(res: dict) -> list[str]:
     lines = [
         "## Generative decoder (Variant 2)",
         "",
-        f"`{res['command']}`: {res['parameters']:,} parameters; trained {t.get('cumulative_steps', t.get('steps', '?'))} steps "
+        f"`{res['command']}`: {res['parameters']:,} parameters; trained {steps_in_all(t) or '?'} steps "
         f"in all (the last run: {t.get('steps', '?')} steps, {t.get('train_seconds', '?')} s, on {t.get('train_texts', '?')} sentences). "
         f"{_machine(res['machine'])}.",
         "",

@@ -460,6 +460,7 @@ def test_averaging_decoders_takes_the_weighted_mean_of_every_parameter(trained, 
 
     from lightweight_decoder.cli import main
     from lightweight_decoder.decoders.generative import average_decoders
+    from lightweight_decoder.lineage import expand_runs, steps_in_all
     from lightweight_decoder.errors import InvalidInput
 
     out, _ = trained
@@ -468,7 +469,8 @@ def test_averaging_decoders_takes_the_weighted_mean_of_every_parameter(trained, 
     with torch.no_grad():  # a second model near the first, as a continued run would be
         for p in b.model.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    b.metadata["cumulative_steps"] = 900
+    # as `train --init` records the decoder it continued from
+    b.metadata.update(cumulative_steps=900, initialised_from={"path": "x", **{k: v for k, v in a.metadata.items() if k != "train_config"}})
     b.save(tmp_path / "b")
     soup = average_decoders([out / "decoder", tmp_path / "b"], [1, 3])
     sa, sb, ss = a.model.state_dict(), b.model.state_dict(), soup.model.state_dict()
@@ -478,6 +480,10 @@ def test_averaging_decoders_takes_the_weighted_mean_of_every_parameter(trained, 
     assert [s["weight"] for s in soup.metadata["averaged_from"]] == [0.25, 0.75]
     assert soup.metadata["averaged_from"][0]["path"] == str(out / "decoder")
     assert soup.metadata["cumulative_steps"] == 900  # the longest history that went in
+    # b's copy of a's record is written as a reference to a, and reads back whole
+    assert soup.metadata["averaged_from"][1]["initialised_from"] == {"path": "x", "same_as_source": 0}
+    assert expand_runs(soup.metadata)["averaged_from"][1]["initialised_from"]["steps"] == a.metadata["steps"]
+    assert steps_in_all(soup.metadata) == 900 and steps_in_all(a.metadata) == a.metadata["steps"] and steps_in_all({}) is None
     assert soup.generation_config == a.generation_config
     # the sources are left as they were, and a decoder averaged with itself is itself
     assert all(torch.equal(GenerativeDecoder.load(tmp_path / "b").model.state_dict()[k], sb[k]) for k in sb)

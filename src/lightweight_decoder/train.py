@@ -313,6 +313,7 @@ def train(
 
     from .decoders.generative import create_generative_decoder
     from .encoder import resolve_precision
+    from .lineage import steps_in_all
     from .tokenizer import load_tokenizer, save_tokenizer
 
     cfg = train_config or TrainConfig()
@@ -378,7 +379,7 @@ def train(
             fh.write(json.dumps(record) + "\n")
 
     history = decoder.metadata.get("initialised_from")  # what an --init decoder had been through before this run
-    steps_before = int(history.get("cumulative_steps", history.get("steps", 0))) if history else 0
+    steps_before = steps_in_all(history or {}) or 0
 
     def save_decoder() -> None:
         decoder.metadata = {"steps": state["step"], "train_seconds": round(state["elapsed_s"], 1),

@@ -20,6 +20,7 @@ from ..artifacts import read_artifact_config
 from ..checkpoint import read_weights
 from ..config import QUANTIZATION_SCHEMES, RUNTIMES, WEIGHT_FORMATS, GenerationConfig, ModelConfig, check_weight_format
 from ..errors import ConfigError, IncompatibleArtifact, InvalidInput
+from ..lineage import share_repeated_runs, steps_in_all
 from ..memory import MemoryConfig, Retriever
 from ..phrasebank import as_query_matrix
 from ..tokenizer import load_tokenizer, save_tokenizer, train_tokenizer
@@ -346,7 +347,8 @@ def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]"
     memory settings, or this raises :class:`IncompatibleArtifact` naming the difference. ``weights`` (default:
     equal) must be finite, non-negative and not all zero; they are normalised to sum to 1. The result decodes
     with the first source's generation defaults, and its ``metadata["averaged_from"]`` records each source's
-    path (when given as a folder), weight and metadata.
+    path (when given as a folder), weight and metadata; a source's record that another source's history repeats
+    (a mean of a model and its continuation) is written once (:func:`~lightweight_decoder.lineage.share_repeated_runs`).
     """
     import copy
 
@@ -399,9 +401,10 @@ def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]"
     model.load_state_dict(averaged)
     metadata = {"averaged_from": [{**decoder.metadata, **({"path": name} if not isinstance(source, GenerativeDecoder) else {}),
                                    "weight": share} for name, source, share, decoder in zip(names, sources, shares, decoders)]}
-    steps = [d.metadata.get("cumulative_steps", d.metadata.get("steps")) for d in decoders]
-    if all(isinstance(s, int) for s in steps):
+    steps = [steps_in_all(d.metadata) for d in decoders]
+    if None not in steps:
         metadata["cumulative_steps"] = max(steps)  # the longest history that went into the mean, for a later --init to count on
+    metadata = share_repeated_runs(metadata)  # a source's history repeated inside another's is written once (see lineage)
     return GenerativeDecoder(model, first.tokenizer, encoder_name=first.encoder_name, generation_config=first.generation_config,
                              metadata=metadata, retriever=first.retriever)
 
