@@ -33,7 +33,7 @@ def test_a_mean_of_a_model_and_its_continuation_holds_the_model_once():
     assert shared["averaged_from"][1]["initialised_from"] == {"path": "/jobs/a", "same_as_source": 0}
     assert share_repeated_runs(shared) == shared
     whole = expand_runs(shared)["averaged_from"][1]["initialised_from"]
-    assert whole == {"path": "/jobs/a", **{k: v for k, v in a.items()}}  # back whole, with the train_config train left out
+    assert whole == {"path": "/jobs/a", **a}  # back whole, with the train_config train left out
 
 
 def test_rounds_of_continue_then_average_grow_the_record_linearly_not_doubling():
