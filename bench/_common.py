@@ -97,6 +97,11 @@ def decoding_name(generation: dict) -> str:
     return ", ".join([name, *(f"{k} {v}" for k, v in changed.items())])
 
 
+def mean_of(sources: list[dict]) -> str:
+    """"A (0.5) + B (0.5)": the folders a mean was taken of (``averaged_from``), each with its weight."""
+    return " + ".join(f"{s.get('path', 'a decoder in memory')} ({s['weight']:.2g})" for s in sources)
+
+
 def command() -> str:
     """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
     return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])

@@ -13,13 +13,7 @@ Writes bench/results/averaging.json.
 from __future__ import annotations
 
 import argparse
-from _common import command, dev_sentences, machine, write_result
-
-
-def _sources(metadata: dict) -> str:
-    """"A (0.5) + B (0.5)" from an averaged decoder's metadata; "-" for a trained one."""
-    parts = metadata.get("averaged_from")
-    return " + ".join(f"{s.get('path', 'a decoder in memory')} ({s['weight']:.2g})" for s in parts) if parts else "-"
+from _common import command, dev_sentences, machine, mean_of, write_result
 
 
 def main() -> None:
@@ -46,7 +40,7 @@ def main() -> None:
     for name, folder in named:
         decoder = GenerativeDecoder.load(folder)
         nll = likelihood(decoder, texts, vectors, mismatched=False)["nll"]
-        rows.append({"decoder": name, "averaged_from": _sources(decoder.metadata),
+        rows.append({"decoder": name, "averaged_from": mean_of(decoder.metadata.get("averaged_from") or []) or "-",
                      "steps_in_all": steps_in_all(decoder.metadata), "nll": round(nll, 4)})
         print(f"{name:<28} {rows[-1]['nll']:.4f}  {rows[-1]['averaged_from']}", flush=True)
     write_result("averaging", {"command": command(), "machine": machine(), "file": args.file, "n": len(texts), "rows": rows})

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import REPO, RESULTS, changed_generation, decoding_name, numpy_variant_note, speed_rows, speed_rss_text
+from _common import REPO, RESULTS, changed_generation, decoding_name, mean_of, numpy_variant_note, speed_rows, speed_rss_text
 
 from lightweight_decoder.lineage import expand_runs, steps_in_all
 from lightweight_decoder.quality import markdown_table
@@ -28,8 +28,7 @@ def _history(t: dict) -> list[str]:
     rows, run = [], t.get("initialised_from")
     while run:
         if "averaged_from" in run:  # a mean (`average`): the chain goes on through its source with the longest history
-            parts = " + ".join(f"{s.get('path', '?')} ({s['weight']:.2g})" for s in run["averaged_from"])
-            rows.append({"from": f"{run.get('path')}: the mean of {parts}", "steps": "-", "tokens_seen": "-", "train_texts": "-",
+            rows.append({"from": f"{run.get('path')}: the mean of {mean_of(run['averaged_from'])}", "steps": "-", "tokens_seen": "-", "train_texts": "-",
                          "minutes": "-", "precision": "-"})
             run = _longest(run["averaged_from"])
             continue
