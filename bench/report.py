@@ -225,6 +225,21 @@ def hybrid_pool_section(res: dict) -> list[str]:
                markdown_table(picks, list(picks[0])), ""))
 
 
+def corrector_probe_section(res: dict) -> list[str]:
+    nll = res["nll"]
+    return _table_section(
+        "### A trained corrector, probed (vec2text's idea; not shipped)",
+        f"`{res['command']}`: a corrector made from the shipped generator (its hypothesis's tokens in 48 memory slots, "
+        f"the difference between the target and the hypothesis's embedding mapped into the prefix), trained "
+        f"{res['minutes']:g} minutes ({res['steps']:,} steps) on {res['texts']:,} cached sentences and the generator's "
+        f"hypotheses for them; the first {res['dev_lines']:,} lines of wikipedia_dev. better_of_two: per sentence, the "
+        "text or the one before it (the generator's, or the round before's), whichever has the higher cosine. nll of "
+        f"the true sentence: generator {nll['generator']:.4f}, corrector given the hypothesis "
+        f"{nll['corrector_with_hypothesis']:.4f}, given none {nll['corrector_without_hypothesis']:.4f}. "
+        f"{_machine(res['machine'])}.",
+        res["rows"], ["text", "bleu", "cosine", "bleu_better_of_two", "cosine_better_of_two"])
+
+
 def approximate_scores_section(res: dict) -> list[str]:
     margins = res["margins"]
     h = res["hybrid_in_bank"]
@@ -404,6 +419,8 @@ def main() -> None:
         lines += hybrid_ablation_section(abl)
     if (pool := _load("hybrid_pool")) is not None:
         lines += hybrid_pool_section(pool)
+    if (probe := _load("corrector_probe")) is not None:
+        lines += corrector_probe_section(probe)
     if (approx := _load("approximate_scores")) is not None:
         lines += approximate_scores_section(approx)
     if (leak := _load("leakage")) is not None:
