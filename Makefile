@@ -42,6 +42,7 @@ bench: install-dev
 	HF_HUB_OFFLINE=1 $(PY) bench/bank_size.py
 	HF_HUB_OFFLINE=1 $(PY) bench/generative.py
 	HF_HUB_OFFLINE=1 $(PY) bench/weight_storage.py
+	HF_HUB_OFFLINE=1 $(PY) bench/working_set.py
 	HF_HUB_OFFLINE=1 $(PY) bench/decoding.py --limit 200
 	HF_HUB_OFFLINE=1 $(PY) bench/compressed_vectors.py
 	HF_HUB_OFFLINE=1 $(PY) bench/screen.py

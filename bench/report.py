@@ -307,6 +307,26 @@ def _word_suggestions(res: dict) -> tuple[str, ...]:
                                                      "found_suggested", "found_pool", "found_either"]), "")
 
 
+def working_set_section(res: dict) -> list[str]:
+    return [
+        *_table_section(
+            "### The numpy runtime's step against the CPU's cache",
+            f"`{res['command']}`: one row times k distinct 1 MiB fp32 matrices, the best of several timings. "
+            f"{_machine(res['machine'])}.",
+            res["products"], ["working_set_mib", "us", "gb_per_s"]),
+        "The shipped generator's numpy step (one token at batch 1) with its weights, and the same code on smaller "
+        "working sets (the smaller variants compute nothing useful): read_per_step_mib is what a step reads, "
+        "distinct_mib how much of it is distinct memory.",
+        "",
+        markdown_table(res["steps"], ["weights", "read_per_step_mib", "distinct_mib", "us_per_step"]),
+        "",
+        "Half-precision weights in NumPy, the output layer (8,192 x 256):",
+        "",
+        markdown_table(res["half_precision"], ["operation", "us"]),
+        "",
+    ]
+
+
 def weight_storage_section(res: dict) -> list[str]:
     sizes = res["file_bytes"]
     return _table_section(
@@ -401,6 +421,8 @@ def main() -> None:
         lines += bank_size_section(sizes)
     if (gen := _load("generative")) is not None:
         lines += generative_section(gen)
+    if (working := _load("working_set")) is not None:
+        lines += working_set_section(working)
     if (stored := _load("weight_storage")) is not None:
         lines += weight_storage_section(stored)
     if (avg := _load("averaging")) is not None:
