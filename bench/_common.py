@@ -102,6 +102,18 @@ def mean_of(sources: list[dict]) -> str:
     return " + ".join(f"{s.get('path', 'a decoder in memory')} ({s['weight']:.2g})" for s in sources)
 
 
+def best_time(fn, rounds: int, *, warm: bool = False) -> float:
+    """The shortest of ``rounds`` timings of ``fn()``, in seconds; ``warm`` calls it once untimed first."""
+    if warm:
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def command() -> str:
     """How this benchmark was run, as the results record it: ``python bench/<script>.py`` and its arguments."""
     return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])

@@ -101,18 +101,16 @@ def condition(t, hyp_vectors, empty):
     return torch.cat([t, d], 1)
 
 
-def hypotheses(work: Path, texts, vectors, encoder):
-    """Step 1: the generator's text and its embedding for each cached text, per chunk, resumable."""
-    from lightweight_decoder.decoders.generative import GenerativeDecoder
-
-    generator = GenerativeDecoder.load(GENERATOR, runtime="numpy")
+def hypotheses(work: Path, texts, vectors, encoder, drafter):
+    """Step 1: the generator's text (``drafter``: its numpy runtime) and that text's embedding for each cached text,
+    per chunk, resumable."""
     out_texts, out_vectors = [], []
     for i in range(0, len(texts), CHUNK):
         name = work / f"hyp-{i // CHUNK:05d}"
         if not (name.with_suffix(".npy")).exists():
             start = time.time()
             batch = vectors[i:i + CHUNK].astype(np.float32)
-            written = [t if t.strip() else "." for j in range(0, len(batch), 64) for t in generator.decode(batch[j:j + 64])]
+            written = [t if t.strip() else "." for j in range(0, len(batch), 64) for t in drafter.decode(batch[j:j + 64])]
             embedded = encoder.encode(written, batch_size=64, precision="auto").astype(np.float16)
             name.with_suffix(".txt.tmp").write_text("\n".join(t.replace("\n", " ") for t in written) + "\n")
             np.save(name.with_suffix(".tmp.npy"), embedded)
@@ -182,24 +180,23 @@ def train(work: Path, model, tokenizer, texts, vectors, hyp_texts, hyp_vectors, 
     return step
 
 
-def evaluate(model, generator, encoder, truth, rounds: int) -> dict:
+def evaluate(model, generator, drafter, encoder, truth, rounds: int) -> dict:
     """Step 3."""
-    import sacrebleu
     import torch
 
     from lightweight_decoder.config import GenerationConfig
-    from lightweight_decoder.decoders.generative import GenerativeDecoder
     from lightweight_decoder.generation import generate
+    from lightweight_decoder.quality import bleu
     from lightweight_decoder.train import _tokenize, teacher_forcing
 
     model.eval()
     tok, mc, N = generator.tokenizer, model.config, len(truth)
     t = encoder.encode(truth, precision="auto")
-    hyp = GenerativeDecoder.load(GENERATOR, runtime="numpy").decode(t)
+    hyp = drafter.decode(t)
     hyp_vectors = encoder.encode(hyp, precision="auto")
+    inputs, targets = teacher_forcing(_tokenize(tok, truth, mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
 
     def nll(m, cond, memory):
-        inputs, targets = teacher_forcing(_tokenize(tok, truth, mc.max_len, mc.eos_id), mc.pad_id, mc.bos_id)
         total = count = 0.0
         with torch.inference_mode():
             for i in range(0, N, 50):
@@ -223,8 +220,8 @@ def evaluate(model, generator, encoder, truth, rounds: int) -> dict:
         better = np.sum(t * vectors, 1) > np.sum(t * before_vectors, 1)
         kept = [a if b else c for a, c, b in zip(texts, before, better)]
         kept_vectors = np.where(better[:, None], vectors, before_vectors)
-        rows.append({"text": name, "bleu": round(sacrebleu.corpus_bleu(texts, [truth]).score, 2), "cosine": cosine(vectors),
-                     "bleu_better_of_two": round(sacrebleu.corpus_bleu(kept, [truth]).score, 2), "cosine_better_of_two": cosine(kept_vectors)})
+        rows.append({"text": name, "bleu": round(bleu(texts, truth), 2), "cosine": cosine(vectors),
+                     "bleu_better_of_two": round(bleu(kept, truth), 2), "cosine_better_of_two": cosine(kept_vectors)})
         return kept, kept_vectors
 
     none, full = np.zeros(N, bool), np.ones(N, bool)
@@ -232,7 +229,7 @@ def evaluate(model, generator, encoder, truth, rounds: int) -> dict:
     result = {"nll": {"generator": nll(generator.model, torch.from_numpy(t), None),
                       "corrector_with_hypothesis": nll(model, condition(t, hyp_vectors, none), memory),
                       "corrector_without_hypothesis": nll(model, condition(t, hyp_vectors, full), torch.full_like(memory, mc.pad_id))}}
-    rows = [{"text": "generator (greedy, its defaults)", "bleu": round(sacrebleu.corpus_bleu(hyp, [truth]).score, 2), "cosine": cosine(hyp_vectors)}]
+    rows = [{"text": "generator (greedy, its defaults)", "bleu": round(bleu(hyp, truth), 2), "cosine": cosine(hyp_vectors)}]
     shifted = t + 0.5 * (t - hyp_vectors)
     regenerated = written(generator.model, torch.from_numpy((shifted / np.linalg.norm(shifted, axis=1, keepdims=True)).astype(np.float32)))
     scored("regeneration from the residual (alpha 0.5)", regenerated, encoder.encode(regenerated, precision="auto"), hyp, hyp_vectors)
@@ -267,16 +264,17 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     encoder = TextEncoder("all-mpnet-base-v2")
     generator = GenerativeDecoder.load(GENERATOR)
+    drafter = GenerativeDecoder.load(GENERATOR, runtime="numpy")  # the same weights; writes the hypotheses
     model = build(generator)
     texts, vectors = EmbeddingCache.open(args.cache).load(limit=args.limit)
-    hyp_texts, hyp_vectors = hypotheses(work, texts, vectors, encoder)
+    hyp_texts, hyp_vectors = hypotheses(work, texts, vectors, encoder, drafter)
     if (work / "corrector.pt").exists():
         saved = torch.load(work / "corrector.pt")
         model.load_state_dict(saved["state"])
         steps = saved["step"]
     else:
         steps = train(work, model, generator.tokenizer, texts, vectors, hyp_texts, hyp_vectors, args.minutes, args.lr)
-    result = evaluate(model, generator, encoder, dev_sentences("wikipedia_dev.txt", n=args.dev_limit), args.rounds)
+    result = evaluate(model, generator, drafter, encoder, dev_sentences("wikipedia_dev.txt", n=args.dev_limit), args.rounds)
     result.update({"command": command(), "machine": machine(), "texts": len(texts), "steps": steps, "minutes": args.minutes,
                    "lr": args.lr, "dev_lines": args.dev_limit})
     for row in result["rows"]:

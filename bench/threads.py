@@ -20,18 +20,9 @@ import subprocess
 import sys
 import time
 
-from _common import command, dev_sentences, machine, write_result
+from _common import best_time, command, dev_sentences, machine, write_result
 
 _BUSY = "import torch\nx = torch.randn(768, 768)\nwhile True:\n    x = torch.tanh(x @ x)\n"
-
-
-def _best(fn, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -68,11 +59,11 @@ def main() -> None:
                 set_threads(threads)
                 row = {"threads": threads, "beside": "a busy process" if busy else "nothing"}
                 for runtime, decoder in (("generate", generator), ("numpy", numpy_generator)):
-                    one = _best(lambda: [decoder.decode(v) for v in vectors[:args.sentences]], args.rounds)
-                    batch = _best(lambda: decoder.decode(vectors), args.rounds)
+                    one = best_time(lambda: [decoder.decode(v) for v in vectors[:args.sentences]], args.rounds)
+                    batch = best_time(lambda: decoder.decode(vectors), args.rounds)
                     row[f"{runtime}_batch1_ms"] = round(one / args.sentences * 1000, 1)
                     row[f"{runtime}_batch64_per_s"] = round(len(vectors) / batch, 1)
-                enc = _best(lambda: encoder.encode(texts, precision="auto"), args.rounds)
+                enc = best_time(lambda: encoder.encode(texts, precision="auto"), args.rounds)
                 row["encode_batch64_per_s"] = round(len(texts) / enc, 1)
                 rows.append(row)
                 print(row, flush=True)

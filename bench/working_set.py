@@ -20,20 +20,9 @@ Writes bench/results/working_set.json.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from _common import REPO, command, machine, write_result
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm: the first call also faults the pages in
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from _common import REPO, best_time, command, machine, write_result
 
 
 def products(repeats: int) -> list[dict]:
@@ -47,7 +36,7 @@ def products(repeats: int) -> list[dict]:
             for m in matrices:
                 row @ m
 
-        seconds = best_time(run, repeats)
+        seconds = best_time(run, repeats, warm=True)
         out.append({"working_set_mib": mib, "us": round(seconds * 1e6), "gb_per_s": round(mib * 2**20 / seconds / 1e9, 1)})
         print(out[-1], flush=True)
     return out
@@ -71,7 +60,7 @@ def steps(model, repeats: int) -> list[dict]:
                 ("the same, and the output layer cut to 1,024 tokens", [blocks[0]] * len(blocks), np.ascontiguousarray(head[:, :1024]))]
     for name, variant_blocks, variant_head in variants:
         model.blocks, model.head = variant_blocks, variant_head
-        seconds = best_time(run, repeats) / 28
+        seconds = best_time(run, repeats, warm=True) / 28
         weights = [w for block in model.blocks for w in block] + [model.head]
         distinct = {id(w): w.nbytes for w in weights}
         out.append({"weights": name, "read_per_step_mib": round(sum(w.nbytes for w in weights) / 2**20, 1),
@@ -85,9 +74,9 @@ def half_precision(model, repeats: int) -> list[dict]:
     head = model.head  # (256, 8192): the tied output layer, laid out for a row's product
     half = head.astype(np.float16)
     row = np.random.default_rng(0).standard_normal((1, head.shape[0]), dtype=np.float32)
-    out = [{"operation": "row @ output layer, fp32 weights", "us": best_time(lambda: row @ head, repeats)},
-           {"operation": "row @ output layer, fp16 weights (fp16 product)", "us": best_time(lambda: row.astype(np.float16) @ half, max(2, repeats // 10))},
-           {"operation": "cast of the fp16 output layer to fp32", "us": best_time(lambda: half.astype(np.float32), repeats)}]
+    out = [{"operation": "row @ output layer, fp32 weights", "us": best_time(lambda: row @ head, repeats, warm=True)},
+           {"operation": "row @ output layer, fp16 weights (fp16 product)", "us": best_time(lambda: row.astype(np.float16) @ half, max(2, repeats // 10), warm=True)},
+           {"operation": "cast of the fp16 output layer to fp32", "us": best_time(lambda: half.astype(np.float32), repeats, warm=True)}]
     for item in out:
         item["us"] = round(item["us"] * 1e6)
         print(item, flush=True)
