@@ -189,8 +189,8 @@ def main() -> None:
         "```",
         *_history(t),
         "",
-        ("then `lightweight-decoder average` wrote the mean here, and the latest run's `train_log.jsonl` was appended to the "
-         "logs of the earlier runs" if sources else
+        ("then `lightweight-decoder average` wrote the mean here, and the `train_log.jsonl` of each run in it that the shipped "
+         "log lacked was appended to the logs of the earlier runs" if sources else
          "then `decoder/` of the training folder was copied here with its `train_log.jsonl`"
          + (" (after the logs of the earlier runs)" if t.get("initialised_from") else ""))
         + ". The training folder also holds `checkpoint/` (model and optimizer state), so the same `train` command with a "

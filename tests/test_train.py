@@ -523,7 +523,7 @@ def test_averaging_decoders_takes_the_weighted_mean_of_every_parameter(trained, 
     with pytest.raises(IncompatibleArtifact, match="some-other-encoder"):
         average_decoders([a, other_encoder])
     for args, message in (([str(out / "decoder")], "at least two"),
-                          ([str(out / "decoder"), str(tmp_path / "b"), "--weight", "1"], "1 weights for 2 folders")):
+                          ([str(out / "decoder"), str(tmp_path / "b"), "--weight", "1"], "1 weights for 2 decoders")):
         result = CliRunner().invoke(main, ["average", *args, "--out", str(tmp_path / "bad")])
         assert result.exit_code != 0 and message in result.output, result.output
     assert not (tmp_path / "bad").exists()

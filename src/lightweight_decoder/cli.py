@@ -813,10 +813,6 @@ def average(folders: tuple[str, ...], out: str, weights: tuple[float, ...], weig
     """
     from .decoders.generative import average_decoders
 
-    if len(folders) < 2:
-        raise click.UsageError(f"give at least two decoder folders to average, got {len(folders)}")
-    if weights and len(weights) != len(folders):
-        raise click.BadParameter(f"{len(weights)} weights for {len(folders)} folders: give one per folder, or none", param_hint="--weight")
     decoder = average_decoders(list(folders), list(weights) if weights else None)
     decoder.save(out, weights=weights_format)
     _emit_json({"out": out, "parameters": decoder.num_parameters,

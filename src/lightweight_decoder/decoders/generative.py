@@ -359,7 +359,7 @@ def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]"
     if weights is None:
         weights = [1.0] * len(sources)
     if len(weights) != len(sources):
-        raise InvalidInput(f"{len(weights)} weights for {len(sources)} decoders")
+        raise InvalidInput(f"{len(weights)} weights for {len(sources)} decoders: give one per decoder, or none")
     try:
         values = [float(w) for w in weights]
     except (TypeError, ValueError):
@@ -367,8 +367,9 @@ def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]"
     if not all(math.isfinite(w) and w >= 0 for w in values) or sum(values) <= 0:
         raise InvalidInput(f"weights must be finite, non-negative and not all zero, got {list(weights)}")
     shares = [w / sum(values) for w in values]
-    decoders = [source if isinstance(source, GenerativeDecoder) else GenerativeDecoder.load(source) for source in sources]
-    names = [str(source) if not isinstance(source, GenerativeDecoder) else f"decoder {i + 1}" for i, source in enumerate(sources)]
+    paths = [None if isinstance(source, GenerativeDecoder) else str(source) for source in sources]  # None: given loaded
+    decoders = [source if path is None else GenerativeDecoder.load(path) for source, path in zip(sources, paths)]
+    names = [path or f"decoder {i + 1}" for i, path in enumerate(paths)]
     first = decoders[0]
     for name, decoder in zip(names, decoders):
         decoder._require_torch(f"averaging ({name})")
@@ -399,8 +400,8 @@ def average_decoders(sources: "list[str | os.PathLike[str] | GenerativeDecoder]"
             averaged[key] = tensor.clone()
     model = copy.deepcopy(first.model)
     model.load_state_dict(averaged)
-    metadata = {"averaged_from": [{**decoder.metadata, **({"path": name} if not isinstance(source, GenerativeDecoder) else {}),
-                                   "weight": share} for name, source, share, decoder in zip(names, sources, shares, decoders)]}
+    metadata = {"averaged_from": [{**decoder.metadata, **({"path": path} if path is not None else {}), "weight": share}
+                                  for path, share, decoder in zip(paths, shares, decoders)]}
     steps = [steps_in_all(d.metadata) for d in decoders]
     if None not in steps:
         metadata["cumulative_steps"] = max(steps)  # the longest history that went into the mean, for a later --init to count on
