@@ -229,7 +229,7 @@ def corrector_probe_section(res: dict) -> list[str]:
     nll = res["nll"]
     return _table_section(
         "### A trained corrector, probed (vec2text's idea; not shipped)",
-        f"`{res['command']}`: a corrector made from the shipped generator (its hypothesis's tokens in 48 memory slots, "
+        f"`{res['command']}`: a corrector made from the generator shipped when it ran (its hypothesis's tokens in 48 memory slots, "
         f"the difference between the target and the hypothesis's embedding mapped into the prefix), trained "
         f"{res['minutes']:g} minutes ({res['steps']:,} steps) on {res['texts']:,} cached sentences and the generator's "
         f"hypotheses for them; the first {res['dev_lines']:,} lines of wikipedia_dev. better_of_two: per sentence, the "

@@ -49,9 +49,10 @@ def steps(model, repeats: int) -> list[dict]:
     _, cache = model.start(cond, state, 48)
     token = np.array([5])
     blocks, head = model.blocks, model.head
+    tokens = 28  # a sentence's worth of tokens, each at the same position
 
     def run():
-        for _ in range(28):  # a sentence's worth of tokens, each at the same position
+        for _ in range(tokens):
             cache.length = 9
             model.step(token, cache, state)
 
@@ -60,7 +61,7 @@ def steps(model, repeats: int) -> list[dict]:
                 ("the same, and the output layer cut to 1,024 tokens", [blocks[0]] * len(blocks), np.ascontiguousarray(head[:, :1024]))]
     for name, variant_blocks, variant_head in variants:
         model.blocks, model.head = variant_blocks, variant_head
-        seconds = best_time(run, repeats, warm=True) / 28
+        seconds = best_time(run, repeats, warm=True) / tokens
         weights = [w for block in model.blocks for w in block] + [model.head]
         distinct = {id(w): w.nbytes for w in weights}
         out.append({"weights": name, "read_per_step_mib": round(sum(w.nbytes for w in weights) / 2**20, 1),
