@@ -1,6 +1,6 @@
-"""The README's and the model cards' examples stay true to the code: every command in their shell blocks and
-inline code names a real subcommand and real options of it, and every import in the README's Python blocks
-resolves."""
+"""The examples in the README and in the shipped models' cards (and the generator's history) stay true to the code:
+every command in their shell blocks and inline code names a real subcommand and real options of it, and every import
+in the README's Python blocks resolves."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lightweight_decoder.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-DOCS = [README, *sorted((REPO / "models" / "default").glob("*/CARD.md"))]
+DOCS = [README, *sorted((REPO / "models" / "default").glob("*/*.md"))]  # the cards, and the generator's HISTORY.md
 
 
 def _blocks(path: Path, language: str) -> list[str]:
@@ -104,3 +104,16 @@ def test_every_readme_import_resolves():
         loaded = importlib.import_module(module)
         for name in names.split("#")[0].split(","):
             assert hasattr(loaded, name.strip()), f"README: `{line}`: {module} has no {name.strip()}"
+
+
+def test_every_relative_link_in_the_docs_names_a_file():
+    docs = [*DOCS, REPO / "bench" / "README.md"]
+    broken = []
+    for doc in docs:
+        prose = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if re.match(r"[a-z]+:|#", target):  # a web address or an anchor in the same file
+                continue
+            if not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{doc.relative_to(REPO)}: {target}")
+    assert not broken, broken
