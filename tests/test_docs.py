@@ -23,11 +23,15 @@ def _blocks(path: Path, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
 
 
+def _prose(path: Path) -> str:
+    """A markdown file's text outside its fenced blocks."""
+    return re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+
+
 def _cli_calls(path: Path = README) -> list[list[str]]:
     """Each ``lightweight-decoder ...`` call in a markdown file's bash blocks and inline code, as tokens (comments
     cut, pipes split)."""
-    prose = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
-    calls = [shlex.split(span)[1:] for span in re.findall(r"`(lightweight-decoder [^`]+)`", prose)]
+    calls = [shlex.split(span)[1:] for span in re.findall(r"`(lightweight-decoder [^`]+)`", _prose(path))]
     for block in _blocks(path, "bash"):
         for line in block.replace("\\\n", " ").splitlines():  # continuation lines joined
             tokens = shlex.split(line, comments=True) + ["|"]
@@ -110,8 +114,7 @@ def test_every_relative_link_in_the_docs_names_a_file():
     docs = [*DOCS, REPO / "bench" / "README.md"]
     broken = []
     for doc in docs:
-        prose = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
-        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(doc)):
             if re.match(r"[a-z]+:|#", target):  # a web address or an anchor in the same file
                 continue
             if not (doc.parent / target.split("#")[0]).exists():
